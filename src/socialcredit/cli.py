@@ -1,0 +1,53 @@
+"""The command line: ``socialcredit run | report | explain | compare | sweep | policy | serve | bench``.
+
+Only Typer and Rich are imported at start-up; each command imports what it needs when it runs,
+so ``socialcredit --help`` stays fast. Errors meant for users (:class:`UserError`) become one
+sentence on stderr and exit code 2; anything else is exit code 1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from socialcredit.commands import policy as policy_commands
+
+app = typer.Typer(
+    name="socialcredit",
+    help="An open, auditable simulation of social credit systems over synthetic populations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(policy_commands.app, name="policy")
+
+
+def main() -> None:
+    """Entry point: run the Typer app, turning user errors into one plain sentence."""
+    from socialcredit.errors import UserError
+
+    try:
+        app(standalone_mode=False)
+    except UserError as err:
+        typer.echo(f"error: {err.sentence()}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as err:  # noqa: BLE001 - the last line of defence for the CLI
+        import click
+
+        if isinstance(err, click.exceptions.UsageError):
+            typer.echo(f"error: {err.format_message()}", err=True)
+            sys.exit(2)
+        if isinstance(err, click.exceptions.Abort):
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        if isinstance(err, click.exceptions.ClickException):
+            typer.echo(f"error: {err.format_message()}", err=True)
+            sys.exit(err.exit_code)
+        typer.echo(f"error: {type(err).__name__}: {err}", err=True)
+        sys.exit(1)
