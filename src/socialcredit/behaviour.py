@@ -1,0 +1,269 @@
+"""Behaviour tables: how often acts happen, what channels see, how often services are asked.
+
+Behaviour comes from the catalogue (defaults with references) and the scenario (overrides and
+assumptions); the policy only enters through the feedback switches of DESIGN 2.8 (an act that
+the policy penalises becomes rarer where surveillance is dense, and so on). Everything is
+turned into integers here, once: rates become 32-bit thresholds, modifiers Q8 fixed point
+(256 = 1.0). The kernels never see a float.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from socialcredit.kernel.layout import MAX_ACT_CHANNELS
+from socialcredit.policy.tables import PolicyTables
+from socialcredit.rng import ONE, threshold
+
+#: Largest product of multiplicative modifiers on a rate (DESIGN 2.3: "the product capped").
+MOD_CAP = 8.0
+#: Economic feedback: chance that a denied job or loan lowers the income band [assumption].
+ECON_DROP = 0.05
+#: Services whose denial has economic consequences (DESIGN 2.8).
+ECONOMIC_SERVICES = ("job", "senior_post", "loan", "business_loan")
+
+
+def q8(x: float) -> int:
+    """A multiplier as Q8 fixed point."""
+    if x < 0:
+        raise ValueError(f"a modifier cannot be negative ({x})")
+    return int(round(x * 256))
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if obj is None:
+        return default
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _mods(obj: Any, name: str, n: int) -> list[float]:
+    vals = _get(_get(obj, "modifiers"), name)
+    if vals is None:
+        return [1.0] * n
+    vals = list(vals)
+    if len(vals) != n:
+        raise ValueError(f"{name} modifiers need {n} values")
+    return [float(v) for v in vals]
+
+
+def _daily(per_year: float) -> int:
+    return threshold(min(1.0, max(0.0, float(per_year)) / 365.0))
+
+
+def build_behaviour(catalogue: Any, scenario: Any, policy: PolicyTables) -> tuple[dict[str, np.ndarray], int]:
+    """Behaviour tables for the kernel, and the number of (channel, act) false-record pairs."""
+    acts = list(catalogue.acts)
+    channels = list(catalogue.channels)
+    services = list(catalogue.services)
+    regions = list(scenario.regions)
+    A, H, S, R = len(acts), len(channels), len(services), len(regions)
+    E = policy.epoch_start.shape[0]
+    act_ix = {a.id: k for k, a in enumerate(acts)}
+    chan_ix = {c.id: k for k, c in enumerate(channels)}
+    beh = _get(scenario, "behaviour")
+    fb = _get(scenario, "feedback")
+    act_over = _get(beh, "acts", {}) or {}
+    chan_over = _get(beh, "channels", {}) or {}
+    svc_over = _get(beh, "services", {}) or {}
+
+    def act_param(a: Any, name: str, default: Any) -> Any:
+        o = act_over.get(a.id)
+        v = _get(o, name)
+        return v if v is not None else _get(a, name, default)
+
+    def chan_param(c: Any, name: str, default: Any) -> Any:
+        o = chan_over.get(c.id)
+        v = _get(o, name)
+        return v if v is not None else _get(c, name, default)
+
+    def svc_param(s: Any, name: str, default: Any) -> Any:
+        o = svc_over.get(s.id)
+        v = _get(o, name)
+        return v if v is not None else _get(s, name, default)
+
+    density = np.ones((R, H), dtype=np.float64)
+    for r, reg in enumerate(regions):
+        for cid, d in (_get(reg, "surveillance", {}) or {}).items():
+            if cid in chan_ix:
+                density[r, chan_ix[cid]] = float(d)
+    coverage = np.zeros((H, R), dtype=np.float64)
+    for h, c in enumerate(channels):
+        for r in range(R):
+            coverage[h, r] = min(1.0, float(chan_param(c, "coverage", 0.0)) * density[r, h])
+
+    kind_of = {"citizen": 0, "business": 1}
+    t: dict[str, np.ndarray] = {}
+    t["act_kind"] = np.array([kind_of[str(a.kind)] for a in acts], dtype=np.int64)
+    t["act_obligation"] = np.array([1 if _get(a, "obligation", False) else 0 for a in acts],
+                                   dtype=np.int64)
+    act_thr = np.zeros((R, A), dtype=np.int64)
+    for k, a in enumerate(acts):
+        act_thr[:, k] = _daily(float(act_param(a, "rate_per_year", 0.0)))
+    t["act_thr"] = act_thr
+    for name, n, key in (("income", 4, "act_mod_income"), ("education", 4, "act_mod_edu"),
+                         ("age", 4, "act_mod_age"), ("urban", 2, "act_mod_urban")):
+        arr = np.zeros((A, n), dtype=np.int64)
+        for k, a in enumerate(acts):
+            band = "size" if name == "income" and t["act_kind"][k] == 1 else name
+            o = act_over.get(a.id)
+            vals = _mods(o, band, n) if _get(_get(o, "modifiers"), band) is not None else _mods(a, band, n)
+            arr[k] = [q8(v) for v in vals]
+        t[key] = arr
+    cap = q8(MOD_CAP)
+    t["mod_cap"] = np.array([cap], dtype=np.int64)
+    act_max = np.minimum((act_thr * cap) >> 8, ONE)
+    t["act_max"] = act_max
+    act_base = np.zeros((R, A), dtype=np.int64)
+    act_total = np.zeros((R, 2), dtype=np.int64)
+    for r in range(R):
+        for k in range(A):
+            kd = t["act_kind"][k]
+            act_base[r, k] = act_total[r, kd]
+            act_total[r, kd] += act_max[r, k]
+    if act_total.max() > ONE:
+        raise ValueError("act rates are too high: their sum exceeds one act per subject-day")
+    t["act_base"] = act_base
+    t["act_total"] = act_total
+    chans = np.full((A, MAX_ACT_CHANNELS), -1, dtype=np.int64)
+    for k, a in enumerate(acts):
+        for j, cid in enumerate(list(_get(a, "channels", []) or [])[:MAX_ACT_CHANNELS]):
+            chans[k, j] = chan_ix[cid]
+    t["act_channels"] = chans
+
+    # feedback: deterrence, chilling and uptake depend on what the policy does with an act
+    deter = bool(_get(fb, "deterrence", False))
+    chill = bool(_get(fb, "chilling", False))
+    uptake = bool(_get(fb, "uptake", False))
+    strength = _get(beh, "deterrence_strength", 0.5)
+    chill_strength = _get(beh, "chilling_strength", 0.6)
+    uptake_strength = _get(beh, "uptake_strength", 0.3)
+    penalised = (policy.act_points < 0) | (policy.list_acts.max(axis=2) > 0 if policy.list_acts.size else np.zeros_like(policy.act_points, dtype=bool))
+    rewarded = policy.act_points > 0
+    mod_policy = np.full((E, R, A), 256, dtype=np.int64)
+    for k, a in enumerate(acts):
+        first = chans[k, 0]
+        cov = coverage[first] if first >= 0 else np.zeros(R)
+        speech = str(_get(a, "category", "")) == "speech"
+        for e in range(E):
+            for r in range(R):
+                f = 1.0
+                if penalised[e, r, k]:
+                    if deter:
+                        f *= 1.0 - float(strength) * cov[r]
+                    if chill and speech:
+                        f *= 1.0 - float(chill_strength) * cov[r]
+                if rewarded[e, r, k] and uptake:
+                    f *= 1.0 + float(uptake_strength)
+                mod_policy[e, r, k] = q8(max(0.0, f))
+    t["act_mod_policy"] = mod_policy
+    listed_factor = float(_get(beh, "listed_act_factor", 0.8)) if deter else 1.0
+    t["act_mod_listed"] = np.array(
+        [q8(listed_factor) if _get(a, "valence", "") == "penalised" else 256 for a in acts],
+        dtype=np.int64)
+
+    t["chan_cov"] = np.array([[threshold(coverage[h, r]) for r in range(R)] for h in range(H)],
+                             dtype=np.int64).reshape(H, R)
+    t["chan_delay"] = np.array([int(chan_param(c, "delay_days", 0)) for c in channels],
+                               dtype=np.int64)
+    if t["chan_delay"].size and t["chan_delay"].max() > 1023:
+        raise ValueError("a channel's delay exceeds 1023 days")
+    misid_age = np.full((H, 4), 256, dtype=np.int64)
+    misid_inc = np.full((H, 4), 256, dtype=np.int64)
+    for h, c in enumerate(channels):
+        mm = _get(c, "misid_modifiers") or {}
+        if _get(mm, "age") is not None:
+            misid_age[h] = [q8(v) for v in _get(mm, "age")]
+        if _get(mm, "income") is not None:
+            misid_inc[h] = [q8(v) for v in _get(mm, "income")]
+    t["chan_misid_age"] = misid_age
+    t["chan_misid_income"] = misid_inc
+    pairs: list[tuple[int, int]] = []
+    for h, c in enumerate(channels):
+        for aid in _get(c, "false_acts", []) or []:
+            pairs.append((h, act_ix[aid]))
+    NP = len(pairs)
+    t["pair_chan"] = np.array([p[0] for p in pairs], dtype=np.int64)
+    t["pair_act"] = np.array([p[1] for p in pairs], dtype=np.int64)
+    t["pair_kind"] = np.array([t["act_kind"][p[1]] for p in pairs], dtype=np.int64)
+    pair_thr = np.zeros((R, NP), dtype=np.int64)
+    pair_misid = np.zeros((R, NP), dtype=np.int64)
+    pair_max = np.zeros((R, NP), dtype=np.int64)
+    nfalse = {h: sum(1 for p in pairs if p[0] == h) for h in range(H)}
+    for p, (h, _a) in enumerate(pairs):
+        c = channels[h]
+        n = max(1, nfalse[h])
+        mcap = (int(misid_age[h].max()) * int(misid_inc[h].max())) >> 8
+        for r in range(R):
+            d = density[r, h]
+            pair_thr[r, p] = _daily(float(chan_param(c, "false_per_year", 0.0)) * d / n)
+            pair_misid[r, p] = _daily(float(chan_param(c, "misid_per_year", 0.0)) * d / n)
+            pair_max[r, p] = pair_thr[r, p] + ((pair_misid[r, p] * mcap) >> 8)
+    t["pair_thr"] = pair_thr
+    t["pair_misid"] = pair_misid
+    t["pair_max"] = pair_max
+    pair_base = np.zeros((R, NP), dtype=np.int64)
+    pair_total = np.zeros((R, 2), dtype=np.int64)
+    for r in range(R):
+        for p in range(NP):
+            kd = t["pair_kind"][p]
+            pair_base[r, p] = pair_total[r, kd]
+            pair_total[r, kd] += pair_max[r, p]
+    if pair_total.max(initial=0) > ONE:
+        raise ValueError("false-record rates are too high")
+    t["pair_base"] = pair_base
+    t["pair_total"] = pair_total
+
+    t["svc_kind"] = np.array([kind_of[str(s.kind)] for s in services], dtype=np.int64)
+    svc_thr = np.zeros((R, S), dtype=np.int64)
+    months = np.zeros(S, dtype=np.int64)
+    ages = np.zeros(S, dtype=np.int64)
+    mod_inc = np.zeros((S, 4), dtype=np.int64)
+    mod_urb = np.zeros((S, 2), dtype=np.int64)
+    retry = np.zeros(S, dtype=np.int64)
+    econ = np.zeros(S, dtype=np.int64)
+    svc_max = np.zeros((R, S), dtype=np.int64)
+    for k, s in enumerate(services):
+        ms = list(_get(s, "months", None) or range(1, 13))
+        months[k] = sum(1 << (m - 1) for m in ms)
+        ages[k] = sum(1 << a for a in (_get(s, "ages", None) or [1, 2, 3]))
+        per_year = float(svc_param(s, "requests_per_year", 0.0)) * 12.0 / len(ms)
+        svc_thr[:, k] = _daily(per_year)
+        inc_band = "size" if t["svc_kind"][k] == 1 else "income"
+        mod_inc[k] = [q8(v) for v in _mods(s, inc_band, 4)]
+        mod_urb[k] = [q8(v) for v in _mods(s, "urban", 2)]
+        retry[k] = threshold(float(svc_param(s, "retry", 0.0)))
+        econ[k] = 1 if (s.id in ECONOMIC_SERVICES and bool(_get(fb, "economic", False))) else 0
+        m = (int(mod_inc[k].max()) * (int(mod_urb[k].max()) if t["svc_kind"][k] == 0 else 256)) >> 8
+        svc_max[:, k] = np.minimum((svc_thr[:, k] * max(m, 256)) >> 8, ONE)
+    svc_base = np.zeros((R, S), dtype=np.int64)
+    svc_total = np.zeros((R, 2), dtype=np.int64)
+    for r in range(R):
+        for k in range(S):
+            kd = t["svc_kind"][k]
+            svc_base[r, k] = svc_total[r, kd]
+            svc_total[r, kd] += svc_max[r, k]
+    if svc_total.max(initial=0) > ONE:
+        raise ValueError("service request rates are too high: more than one request a day")
+    t.update(svc_thr=svc_thr, svc_base=svc_base, svc_max=svc_max, svc_total=svc_total,
+             svc_months=months, svc_ages=ages, svc_mod_income=mod_inc, svc_mod_urban=mod_urb,
+             svc_retry_thr=retry, svc_economic=econ)
+    t["aware_thr"] = np.array([threshold(float(_get(beh, "awareness", 0.11)))], dtype=np.int64)
+    t["listed_request_factor"] = np.array([q8(float(_get(beh, "listed_request_factor", 0.5)))],
+                                          dtype=np.int64)
+    obj = _get(beh, "objection") or {}
+    t["obj_thr"] = np.array([threshold(float(_get(obj, "base", 0.05)))], dtype=np.int64)
+    t["obj_mod_edu"] = np.array([q8(v) for v in (_get(obj, "education") or [1.0] * 4)],
+                                dtype=np.int64)
+    t["obj_mod_income"] = np.array([q8(v) for v in (_get(obj, "income") or [1.0] * 4)],
+                                   dtype=np.int64)
+    t["repay_thr"] = np.array([_daily(float(_get(beh, "repayment_per_year", 2.0)))],
+                              dtype=np.int64)
+    comp = bool(_get(fb, "compliance", False))
+    t["repay_listed_mod"] = np.array([q8(float(_get(beh, "compliance_factor", 3.0)) if comp else 256)],
+                                     dtype=np.int64)
+    t["econ_drop_thr"] = np.array([threshold(ECON_DROP)], dtype=np.int64)
+    return t, NP

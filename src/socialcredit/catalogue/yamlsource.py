@@ -1,0 +1,310 @@
+"""YAML that remembers where each value came from, and pydantic errors as plain sentences.
+
+Users edit the catalogue and the policies by hand, so every mistake must be reported with the
+file, the line and one plain sentence. ruamel.yaml's composer gives every node its line; we
+build plain Python data from the node graph ourselves (instead of letting a constructor do it)
+so that
+
+- every mapping key and sequence item is recorded in a ``lines`` table keyed by its path,
+- dates stay strings (the policy layer parses them and reports impossible ones with their
+  line, where a YAML constructor would crash on ``2021-02-30``),
+- duplicate keys are reported with the line of the second one.
+
+:func:`validate` then runs a pydantic model over the data and turns the first error (the one
+on the earliest line) into a :class:`~socialcredit.errors.UserError`. Models derived from
+:class:`Node` also receive their own location, so later semantic checks can point at lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node as YamlNode, ScalarNode, SequenceNode
+
+from socialcredit.errors import UserError
+
+PathKey = tuple[str | int, ...]
+Lines = dict[PathKey, int]
+
+_TAG = "tag:yaml.org,2002:"
+_CONSTRUCTED = {_TAG + "int", _TAG + "float", _TAG + "bool", _TAG + "null"}
+
+
+class Node(BaseModel):
+    """A pydantic model that knows the file and line it was read from.
+
+    Unknown keys are errors (``extra="forbid"``) and types are strict, so ``"5"`` is not a
+    number and ``1`` is not ``true``: a policy file says exactly what it means.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+    _file: str | None = PrivateAttr(default=None)
+    _line: int | None = PrivateAttr(default=None)
+    _key_lines: dict[str, int] = PrivateAttr(default_factory=dict)
+    # keys whose value came from another file (a later layer), by key
+    _key_files: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def file(self) -> str | None:
+        """The file this node was read from (None when built in code)."""
+        return self._file
+
+    @property
+    def line(self) -> int | None:
+        """The line where this node starts (None when built in code)."""
+        return self._line
+
+    @classmethod
+    def key_of(cls, field: str) -> str:
+        """The YAML key of a field (its alias where it has one, e.g. ``from``)."""
+        info = cls.model_fields.get(field)
+        return info.alias if info is not None and info.alias else field
+
+    def line_of(self, field: str | None = None) -> int | None:
+        """The line of one of this node's keys, or of the node itself."""
+        if field is not None:
+            key = self.key_of(field)
+            if key in self._key_lines:
+                return self._key_lines[key]
+        return self._line
+
+    def file_of(self, field: str | None = None) -> str | None:
+        """The file one of this node's keys came from (a later layer may have set it)."""
+        if field is not None:
+            return self._key_files.get(self.key_of(field), self._file)
+        return self._file
+
+    def where(self, field: str | None = None) -> str:
+        """``file, line N`` for messages that name another place."""
+        file, line = self.file_of(field), self.line_of(field)
+        if file is None:
+            return "(built in code)"
+        return f"{file}, line {line}" if line else file
+
+    def error(self, message: str, field: str | None = None) -> UserError:
+        """A user error located at this node (or one of its keys)."""
+        return UserError(message, path=self.file_of(field), line=self.line_of(field))
+
+    def set_location(
+        self,
+        file: str | None,
+        line: int | None,
+        key_lines: dict[str, int],
+        key_files: dict[str, str] | None = None,
+    ) -> None:
+        """Attach a location; used by :func:`validate` and by layering."""
+        self._file = file
+        self._line = line
+        self._key_lines = dict(key_lines)
+        self._key_files = dict(key_files or {})
+
+    @property
+    def key_lines(self) -> dict[str, int]:
+        """Lines of this node's keys (a copy)."""
+        return dict(self._key_lines)
+
+    @property
+    def key_files(self) -> dict[str, str]:
+        """Files of keys set by a later layer (a copy)."""
+        return dict(self._key_files)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _yaml() -> YAML:
+    return YAML(typ="safe", pure=True)
+
+
+def parse_text(text: str, path: str) -> tuple[Any, Lines]:
+    """Parse YAML text into plain data and a table of lines by path."""
+    yaml = _yaml()
+    try:
+        root = yaml.compose(text)
+    except MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        problem = (err.problem or err.context or "malformed YAML").strip()
+        line = mark.line + 1 if mark is not None else None
+        raise UserError(f"the file is not valid YAML: {problem}", path=path, line=line) from None
+    except YAMLError as err:
+        raise UserError(f"the file is not valid YAML: {err}", path=path) from None
+    lines: Lines = {}
+    if root is None:
+        return None, lines
+    lines[()] = root.start_mark.line + 1
+    data = _build(yaml, root, (), lines, path)
+    return data, lines
+
+
+def read_file(path: str | Path) -> tuple[Any, Lines]:
+    """Read one YAML file into plain data and a table of lines by path."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError("the file does not exist", path=str(path)) from None
+    except IsADirectoryError:
+        raise UserError("this is a folder, not a YAML file", path=str(path)) from None
+    except UnicodeDecodeError:
+        raise UserError("the file is not UTF-8 text", path=str(path)) from None
+    except OSError as err:
+        raise UserError(f"the file cannot be read ({err.strerror})", path=str(path)) from None
+    return parse_text(text, str(path))
+
+
+def _key_text(node: YamlNode) -> str:
+    # Keys are names or dates; `true:` in a case file is the key "true", not a boolean.
+    return str(node.value)
+
+
+def _build(yaml: YAML, node: YamlNode, path: PathKey, lines: Lines, file: str) -> Any:
+    if isinstance(node, MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                raise UserError(
+                    "a key must be a plain name, not a list or a mapping",
+                    path=file,
+                    line=key_node.start_mark.line + 1,
+                )
+            if key_node.tag == _TAG + "merge":
+                raise UserError(
+                    "YAML merge keys ('<<') are not supported; write the values out",
+                    path=file,
+                    line=key_node.start_mark.line + 1,
+                )
+            key = _key_text(key_node)
+            line = key_node.start_mark.line + 1
+            if key in out:
+                raise UserError(f"the key '{key}' appears twice", path=file, line=line)
+            lines[path + (key,)] = line
+            out[key] = _build(yaml, value_node, path + (key,), lines, file)
+        return out
+    if isinstance(node, SequenceNode):
+        items: list[Any] = []
+        for i, item in enumerate(node.value):
+            lines[path + (i,)] = item.start_mark.line + 1
+            items.append(_build(yaml, item, path + (i,), lines, file))
+        return items
+    assert isinstance(node, ScalarNode)
+    if node.tag in _CONSTRUCTED:
+        value = yaml.constructor.construct_object(node, deep=True)
+        if isinstance(value, bool) or value is None:
+            return value
+        return int(value) if node.tag == _TAG + "int" else float(value)
+    return str(node.value)
+
+
+def did_you_mean(name: str, known: object) -> str:
+    """`` (did you mean 'x'?)`` when a known name is close to ``name``, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(name, [str(k) for k in known], n=1)  # type: ignore[attr-defined]
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+# --- pydantic errors as sentences ---------------------------------------------------------
+
+
+def _match(loc: tuple[Any, ...], lines: Lines) -> tuple[PathKey, int | None]:
+    """The longest real document path within a pydantic ``loc`` and its line.
+
+    ``loc`` also holds union tags and markers such as ``"[key]"``; those are skipped.
+    """
+    path: PathKey = ()
+    for part in loc:
+        candidate = path + (part,)
+        if candidate in lines:
+            path = candidate
+    return path, lines.get(path)
+
+
+def dotted(path: PathKey) -> str:
+    """A document path as users write it: ``score.citizen.rules[2].points``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _sentence(err: dict[str, Any], path: PathKey) -> str:
+    kind = err["type"]
+    msg = str(err["msg"])
+    here = dotted(path)
+    parent = dotted(path[:-1])
+    if kind == "extra_forbidden":
+        inside = f" in '{parent}'" if parent else ""
+        return f"unknown key '{path[-1] if path else '?'}'{inside}"
+    if kind == "missing":
+        field = err["loc"][-1] if err["loc"] else "?"
+        inside = f" in '{here}'" if here else ""
+        return f"the required key '{field}' is missing{inside}"
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+        return msg[0].lower() + msg[1:] if here == "" else f"'{here}': {msg[0].lower() + msg[1:]}"
+    if kind.startswith("date_") or kind == "bad_date":
+        return msg
+    text = msg[0].lower() + msg[1:]
+    if "input" in err and kind not in {"dict_type", "list_type", "model_type"}:
+        text += f" (got {err['input']!r})"
+    return f"'{here}' is invalid: {text}" if here else text
+
+
+def error_from_validation(exc: ValidationError, lines: Lines, file: str) -> UserError:
+    """The first error of a validation (by line) as one located sentence."""
+    best: tuple[int, int, UserError] | None = None
+    for order, err in enumerate(exc.errors(include_url=False)):
+        path, line = _match(tuple(err["loc"]), lines)
+        # An unknown key's line is its own; a missing key's line is its parent's.
+        sentence = _sentence(dict(err), path)
+        rank = line if line is not None else 10**9
+        if best is None or (rank, order) < (best[0], best[1]):
+            best = (rank, order, UserError(sentence, path=file, line=line))
+    assert best is not None
+    return best[2]
+
+
+def validate(model: type[M], data: Any, lines: Lines, file: str) -> M:
+    """Validate ``data`` with ``model`` and attach locations to every :class:`Node`."""
+    if data is None:
+        raise UserError("the file is empty", path=file)
+    try:
+        obj = model.model_validate(data)
+    except ValidationError as exc:
+        raise error_from_validation(exc, lines, file) from None
+    attach_locations(obj, (), lines, file)
+    return obj
+
+
+def _children(value: Any, path: PathKey) -> Iterator[tuple[Any, PathKey]]:
+    if isinstance(value, BaseModel):
+        yield value, path
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _children(item, path + (i,))
+    elif isinstance(value, dict):
+        for k, item in value.items():
+            yield from _children(item, path + (str(k),))
+
+
+def attach_locations(obj: BaseModel, path: PathKey, lines: Lines, file: str) -> None:
+    """Walk a validated model and give every :class:`Node` its file and lines."""
+    key_lines: dict[str, int] = {}
+    for name, info in type(obj).model_fields.items():
+        key = info.alias or name
+        if path + (key,) in lines:
+            key_lines[key] = lines[path + (key,)]
+        value = getattr(obj, name)
+        for child, child_path in _children(value, path + (key,)):
+            attach_locations(child, child_path, lines, file)
+    if isinstance(obj, Node):
+        obj.set_location(file, lines.get(path), key_lines)
