@@ -12,6 +12,7 @@ import sys
 import typer
 
 from socialcredit.commands import policy as policy_commands
+from socialcredit.commands import run as run_commands
 
 app = typer.Typer(
     name="socialcredit",
@@ -21,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(policy_commands.app, name="policy")
+app.command("run")(run_commands.run_command)
 
 
 def main() -> None:

@@ -60,6 +60,8 @@ def find_policy(name_or_path: str | Path, relative_to: Path | None = None) -> Pa
         for p in (c, c.with_suffix(".yaml")) if c.suffix == "" else (c,):
             if p.exists():
                 return p
+    if "/" in text or "\\" in text or text.endswith((".yaml", ".yml")):
+        raise UserError("the file does not exist", path=text)
     hint = did_you_mean(text, shipped)
     raise UserError(f"no shipped policy and no file is named '{text}'{hint}")
 
@@ -161,7 +163,10 @@ def _load(path: Path, cat: Catalogue, seen: tuple[Path, ...]) -> tuple[PolicyDoc
     stamp(doc, doc.name)
     deps: tuple[Path, ...] = (path,)
     if doc.extends is not None:
-        base_path = find_policy(doc.extends, relative_to=path.parent if path.is_file() else path)
+        try:
+            base_path = find_policy(doc.extends, relative_to=path.parent if path.is_file() else path)
+        except UserError as err:
+            raise doc.error(f"'extends' names a policy that cannot be found: {err.sentence()}", "extends") from None
         base, base_deps = _load(base_path, cat, seen + (path,))
         deps += base_deps
         if doc.kind == "extension" and base.kind != "baseline":

@@ -96,7 +96,7 @@ def short_path(path: str | None) -> str:
     if not path:
         return ""
     p = Path(path)
-    for root, prefix in ((POLICIES_DIR, "policies/"), (Path.cwd(), "")):
+    for root, prefix in ((POLICIES_DIR, ""), (Path.cwd(), "")):
         try:
             return prefix + p.resolve().relative_to(root.resolve()).as_posix()
         except ValueError:
@@ -218,7 +218,8 @@ def _score_items(view: _View, kind: str, s: ScoreKind) -> list[ResolvedItem]:
     if s.rewards_only:
         fields["rewards_only"] = "yes"
     ref = s.reference or ""
-    out.append(ResolvedItem("score", kind, fields, ref, "[U]" not in ref, False, "", _src(s)))
+    where = _src(s, "start") if s.start is not None else _src(s)
+    out.append(ResolvedItem("score", kind, fields, ref, "[U]" not in ref, False, "", where))
     for g in s.grades or []:
         gf = {"min": view.v(g.min) if g.min is not None else "(floor)", "max": view.v(g.max)}
         out.append(ResolvedItem(f"grades.{kind}", str(g.name), gf, g.note or "", True, False, "", _src(g)))

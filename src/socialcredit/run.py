@@ -1,0 +1,235 @@
+"""``simulate``: a scenario in, a finished run directory out (DESIGN 8).
+
+The engine computes; this module streams what it produces to the recorder, checkpoints the
+state every so many days, and writes the manifest with the census. A run interrupted at any
+point leaves only a hidden ``.NAME.partial`` folder, which ``resume=True`` continues from its
+last checkpoint to the identical result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from socialcredit import __version__
+from socialcredit.errors import UserError
+
+ProgressFn = Callable[[int, int], None]
+
+#: Days between checkpoints of a run written to disk.
+CHECKPOINT_EVERY = 91
+
+
+def default_out(scenario_name: str) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{scenario_name}-{stamp}"
+
+
+def load_scenario(scenario: Any) -> Any:
+    from socialcredit.scenario import Scenario
+
+    if isinstance(scenario, Scenario):
+        return scenario
+    return Scenario.load(scenario)
+
+
+def check_options(citizens: int | None, days: int | None, threads: int | None,
+                  backend: str) -> None:
+    if citizens is not None and citizens <= 0:
+        raise UserError(f"--citizens must be a positive number, not {citizens}")
+    if days is not None and days <= 0:
+        raise UserError(f"--days must be a positive number, not {days}")
+    if threads is not None and threads <= 0:
+        raise UserError(f"--threads must be a positive number, not {threads}")
+    if backend not in ("cpu", "gpu", "auto"):
+        raise UserError(f"--backend must be cpu, gpu or auto, not {backend!r}")
+
+
+def policy_digest(model: Any) -> str:
+    """A hash of everything the kernels read and the names that label it."""
+    h = hashlib.sha256()
+    h.update(model.packed.P.tobytes())
+    h.update(model.packed.O.tobytes())
+    pol = model.policy
+    h.update(json.dumps([pol.act_names, pol.list_names, pol.measure_names, pol.rule_names,
+                         pol.rule_references, pol.region_names]).encode())
+    return h.hexdigest()
+
+
+def manifest_for(model: Any, *, backend: str, threads: int, ledger: bool, timings: dict,
+                 census: dict, scenario_source: str) -> dict[str, Any]:
+    """The manifest (DESIGN 8): scenario, resolved policy and hash, seed, census, …"""
+    from socialcredit.recording import grade_labels
+
+    pol = model.policy
+    sc = model.scenario
+    pop = model.population
+    resolved: Any = None
+    try:
+        from socialcredit.policy import resolved_summary
+
+        resolved = resolved_summary(sc.policy, [(r.id, r.extension) for r in sc.regions],
+                                    list(sc.reforms))
+    except ImportError:
+        resolved = None
+    return {
+        "kind": "socialcredit-run",
+        "version": __version__,
+        "scenario": sc.to_dict(),
+        "scenario_source": scenario_source,
+        "seed": int(model.seed),
+        "backend": backend,
+        "threads": int(threads),
+        "ledger": bool(ledger),
+        "calendar": {
+            "start": model.start.isoformat(),
+            "days": int(model.days),
+            "end": (model.start + dt.timedelta(days=model.days - 1)).isoformat(),
+            "burn_in_days": int(model.burn_in),
+        },
+        "population": {
+            "citizens": int(pop.n_citizens),
+            "businesses": int(pop.n_businesses),
+            "scale": float(getattr(pop, "scale", 1.0) or 1.0),
+            "regions": [
+                {"id": pop.region_ids[r], "name": pop.region_names[r],
+                 "citizens": int(pop.region_citizen_start[r + 1] - pop.region_citizen_start[r]),
+                 "businesses": int(pop.region_business_start[r + 1]
+                                   - pop.region_business_start[r]),
+                 "extension": sc.regions[r].extension}
+                for r in range(len(pop.region_ids))
+            ],
+        },
+        "policy": {
+            "name": pol.policy_name,
+            "hash": policy_digest(model),
+            "reforms": list(sc.reforms),
+            "resolved": resolved,
+            "acts": list(pol.act_names),
+            "channels": list(pol.channel_names),
+            "services": list(pol.service_names),
+            "lists": list(pol.list_names),
+            "measures": list(pol.measure_names),
+            "rules": [{"name": n, "reference": ref}
+                      for n, ref in zip(pol.rule_names, pol.rule_references, strict=False)],
+            "grades": {pol.region_names[r]: {"citizen": list(pol.grade_names[r][0]),
+                                             "business": list(pol.grade_names[r][1])}
+                       for r in range(len(pol.region_names))},
+            "epochs": [str(np.datetime64(int(d), "D")) for d in pol.epoch_start],
+        },
+        "grade_labels": grade_labels(model),
+        "timings": timings,
+        "census": census,
+    }
+
+
+def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: int | None = None,
+             citizens: int | None = None, days: int | None = None, threads: int | None = None,
+             ledger: bool = False, resume: bool = False, backend: str = "cpu",
+             progress: ProgressFn | None = None,
+             checkpoint_every: int = CHECKPOINT_EVERY,
+             stop_after: int | None = None) -> Path:
+    """Run a scenario and write its run directory; returns the directory's path.
+
+    ``stop_after`` (tests) stops after that many days, as a crash would, leaving a partial
+    directory whose last checkpoint ``resume=True`` continues from."""
+    from socialcredit.engine import build_model, make_backend, new_state, whole
+    from socialcredit.engine import Calendar
+    from socialcredit.kernel import layout as LY
+    from socialcredit.recorder import RunWriter
+    from socialcredit.recording import SCHEMAS, DailyCollector, event_tables, snapshot_table
+
+    t_start = time.perf_counter()
+    check_options(citizens, days, threads, backend)
+    sc = load_scenario(scenario)
+    source = str(scenario) if not hasattr(scenario, "name") else sc.name
+    out_path = Path(out) if out is not None else default_out(sc.name)
+    if resume and out is None:
+        raise UserError("--resume needs --out naming the run to continue")
+    if out_path.exists() and not resume:
+        raise UserError(f"the run directory {out_path} already exists")
+    model = build_model(sc, seed=seed, citizens=citizens, days=days)
+    t_built = time.perf_counter()
+    tables = {"daily": None}
+    if ledger:
+        for name in ("records", "ledger", "list_events", "decisions", "snapshots"):
+            tables[name] = SCHEMAS[name]
+    shard = whole(model)
+    collector = DailyCollector(model)
+    t0 = 0
+    state = new_state(model, shard)
+    sim_seconds = 0.0
+    with RunWriter(out_path, tables=tables, resume=resume) as writer:
+        if resume:
+            cp = writer.latest_checkpoint()
+            if cp is None:
+                raise UserError(f"the run {out_path} has no checkpoint to resume from")
+            t0, saved, meta = cp
+            for k in state:
+                state[k][...] = saved[k]
+            collector.load_state({k[len("collector."):]: v for k, v in saved.items()
+                                  if k.startswith("collector.")})
+            if meta.get("policy_hash") != policy_digest(model):
+                raise UserError(f"the run {out_path} was started with other settings")
+        emit = LY.EMIT_TABLES if ledger else LY.EMIT_NONE
+        be = make_backend(backend, model, shard, state, threads=threads, emit=emit)
+        cal = Calendar(model)
+        snap_every = int(getattr(getattr(sc, "recording", None), "snapshot_every_days", 30) or 0)
+        subject_ids = np.concatenate([np.arange(shard.c_lo, shard.c_hi, dtype=np.int64),
+                                      model.n_citizens + np.arange(shard.b_lo, shard.b_hi,
+                                                                   dtype=np.int64)])
+        total = model.total_days
+        for t in range(t0, total):
+            ts = time.perf_counter()
+            res = be.run_day(t, cal)
+            sim_seconds += time.perf_counter() - ts
+            collector.add(t, res.counts)
+            day = int(model.first_day + t)
+            if ledger and t >= model.burn_in:
+                for name, tab in event_tables(model, day, res.events).items():
+                    writer.append(name, tab)
+                k = t - model.burn_in
+                if snap_every and (k % snap_every == snap_every - 1 or t == total - 1):
+                    if hasattr(be, "sync_state"):
+                        be.sync_state()
+                    writer.append("snapshots",
+                                  snapshot_table(model, day, subject_ids, state, (t + 1) & 1))
+            if progress:
+                progress(t + 1, total)
+            done = t + 1
+            if done < total and checkpoint_every and done % checkpoint_every == 0:
+                tab = collector.take()
+                if tab is not None:
+                    writer.append("daily", tab)
+                if hasattr(be, "sync_state"):
+                    be.sync_state()
+                saved = dict(state)
+                saved.update({f"collector.{k}": v for k, v in collector.state().items()})
+                writer.checkpoint(done, saved, {"policy_hash": policy_digest(model)})
+                if stop_after is not None and done >= stop_after:
+                    raise _Stopped()
+            elif stop_after is not None and done >= stop_after and not checkpoint_every:
+                raise _Stopped()
+        tab = collector.take()
+        if tab is not None:
+            writer.append("daily", tab)
+        t_sim = time.perf_counter()
+        timings = {"build_s": round(t_built - t_start, 3), "simulate_s": round(sim_seconds, 3),
+                   "loop_s": round(t_sim - t_built, 3)}
+        manifest = manifest_for(model, backend=getattr(be, "name", backend),
+                                threads=getattr(be, "threads", 1), ledger=ledger,
+                                timings=timings, census=collector.census_dict(),
+                                scenario_source=source)
+        manifest["timings"]["total_s"] = round(time.perf_counter() - t_start, 3)
+        return writer.finish(manifest)
+
+
+class _Stopped(Exception):
+    """Raised by ``stop_after`` to imitate a crash in tests."""
