@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+import socialcredit.jitcache  # noqa: F401  (before any cached jit)
 from numba import njit, prange
 from numba.extending import register_jitable
 

@@ -31,6 +31,9 @@ from socialcredit.errors import UserError
 PathKey = tuple[str | int, ...]
 Lines = dict[PathKey, int]
 
+#: Error types raised by our own validators, whose messages are complete sentences.
+PLAIN_ERRORS = {"bad_date", "bad_date_order"}
+
 _TAG = "tag:yaml.org,2002:"
 _CONSTRUCTED = {_TAG + "int", _TAG + "float", _TAG + "bool", _TAG + "null"}
 
@@ -49,6 +52,8 @@ class Node(BaseModel):
     _key_lines: dict[str, int] = PrivateAttr(default_factory=dict)
     # keys whose value came from another file (a later layer), by key
     _key_files: dict[str, str] = PrivateAttr(default_factory=dict)
+    # where a later layer last changed this node (file, line), if one did
+    _touched: tuple[str, int | None] | None = PrivateAttr(default=None)
 
     @property
     def file(self) -> str | None:
@@ -88,8 +93,20 @@ class Node(BaseModel):
         return f"{file}, line {line}" if line else file
 
     def error(self, message: str, field: str | None = None) -> UserError:
-        """A user error located at this node (or one of its keys)."""
+        """A user error located at one of this node's keys, or at the node.
+
+        A node that a later layer changed is located where it was last changed: that is
+        where the user is working (an extension that switches a score on but forgets its
+        grades should be told so in the extension, not in the baseline).
+        """
+        if field is None and self._touched is not None:
+            return UserError(message, path=self._touched[0], line=self._touched[1])
         return UserError(message, path=self.file_of(field), line=self.line_of(field))
+
+    def touch(self, file: str | None, line: int | None) -> None:
+        """Record that a later layer changed this node at ``file``, ``line``."""
+        if file is not None:
+            self._touched = (file, line)
 
     def set_location(
         self,
@@ -251,8 +268,9 @@ def _sentence(err: dict[str, Any], path: PathKey) -> str:
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
         return msg[0].lower() + msg[1:] if here == "" else f"'{here}': {msg[0].lower() + msg[1:]}"
-    if kind.startswith("date_") or kind == "bad_date":
-        return msg
+    if kind in PLAIN_ERRORS:
+        # Our own errors are already sentences; say where when the path helps.
+        return f"{msg} (in '{here}')" if here and kind != "bad_date" else msg
     text = msg[0].lower() + msg[1:]
     if "input" in err and kind not in {"dict_type", "list_type", "model_type"}:
         text += f" (got {err['input']!r})"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from numba import njit, prange
 
+import socialcredit.jitcache  # noqa: F401  (before any cached jit)
+
 from socialcredit.kernel.step import C_EMIT, loc, step_subject
 
 #: Events one subject can emit in one day, at most (the buffer keeps this much free).

@@ -26,6 +26,7 @@ from socialcredit.policy.schema import (
 from socialcredit.policy.tables import MAX_CAPPED_CATEGORIES, MAX_GRADES, MAX_LISTS
 
 KIND_NAMES = ("citizen", "business")
+PLURAL = {"citizen": "citizens", "business": "businesses"}
 
 
 def _require(node: Node, fields: Iterable[str], what: str) -> None:
@@ -118,7 +119,7 @@ class Checker:
     def grade_range(self, node: Node, field: str, names: list[str], kind: str, what: str) -> tuple[int, int]:
         known = grade_names(self.score[kind])
         if not known:
-            raise node.error(f"{what} names grades, but {kind}s have no grades in this policy", field)
+            raise node.error(f"{what} names grades, but {PLURAL[kind]} have no grades in this policy", field)
         idx = []
         for n in names:
             if n not in known:
@@ -308,7 +309,11 @@ class Checker:
                 raise after.error(f"{label} cannot be entered from itself", "list")
             other = by_id[after.list]
             if other.subject != lst.subject:
-                raise after.error(f"{label} holds {lst.subject}s but the list '{after.list}' holds {other.subject}s", "list")
+                raise after.error(
+                    f"{label} holds {PLURAL[lst.subject]} but the list '{after.list}' holds "
+                    f"{PLURAL[str(other.subject)]}",
+                    "list",
+                )
         ex = lst.exit
         if ex is not None and ex.repair is True and self.doc.repair is None:
             raise ex.error(f"{label} uses the policy's 'repair' terms, but the policy has no 'repair' section", "repair")
@@ -330,6 +335,8 @@ class Checker:
         service = self.cat.service(m.service)
         if not m.reach:
             raise m.error(f"{label} reaches nobody; give 'reach'", "reach")
+        if "children" in m.reach and 0 not in service.ages:
+            raise m.error(f"{label} reaches children, but children never ask for '{m.service}'", "reach")
         trig = m.trigger
         if not trig.lists and not trig.grades:
             raise trig.error(f"{label} has no trigger: give 'lists' or 'grades'")
@@ -343,7 +350,7 @@ class Checker:
             assert kind is not None
             if not any(_reaches(r, kind, service.kind, service.ages) for r in m.reach):
                 raise trig.error(
-                    f"{label} is set off by the list '{name}' of {kind}s, but its reach "
+                    f"{label} is set off by the list '{name}' of {PLURAL[kind]}, but its reach "
                     f"({', '.join(m.reach)}) never leads to a {service.kind} asking for '{m.service}'",
                     "lists",
                 )
@@ -357,8 +364,6 @@ class Checker:
                     f"for the {service.kind} service '{m.service}'",
                     "reach",
                 )
-        if "children" in m.reach and 0 not in service.ages:
-            raise m.error(f"{label} reaches children, but children never ask for '{m.service}'", "reach")
 
 
 def _reaches(reach: str, trigger_kind: str, service_kind: str, ages: list[int]) -> bool:

@@ -61,6 +61,7 @@ def _relocate(out: Node, base: Node, patch: Node, fields: set[str]) -> None:
             lines[key] = line
             files[key] = patch.file_of(field) or patch.file
     out.set_location(base.file, base.line, lines, files)
+    out.touch(patch.file, patch.line)
 
 
 # --- layers ---------------------------------------------------------------------------------
@@ -180,6 +181,26 @@ def _combine(a: N, b: N, ignore: frozenset[str] | set[str] = frozenset()) -> N:
     out = a.model_copy(update=updates)
     _relocate(out, a, b, fields)
     return out
+
+
+def check_unique_ids(node: Node) -> None:
+    """Within one document, no two items of a section may share an id (or caps a category)."""
+    for field in type(node).model_fields:
+        value = getattr(node, field)
+        key = _keyed(node, field)
+        if key is not None and value:
+            seen: dict[Any, Node] = {}
+            for item in value:
+                ident = getattr(item, key)
+                if ident is not None and ident in seen:
+                    raise item.error(
+                        f"the {_WHAT.get(field, field)} '{ident}' is defined twice "
+                        f"(also at line {seen[ident].line})",
+                        key,
+                    )
+                seen[ident] = item
+        elif isinstance(value, Node):
+            check_unique_ids(value)
 
 
 def check_layer_header(doc: PolicyDocument) -> None:

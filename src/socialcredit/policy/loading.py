@@ -18,7 +18,7 @@ from socialcredit.catalogue import Catalogue, load_catalogue
 from socialcredit.catalogue.yamlsource import did_you_mean, read_file, validate
 from socialcredit.errors import UserError
 from socialcredit.policy.checks import check_policy
-from socialcredit.policy.layering import check_layer_header, combine, layer, stamp
+from socialcredit.policy.layering import check_layer_header, check_unique_ids, combine, layer, stamp
 from socialcredit.policy.schema import PolicyDocument
 
 #: The folder of shipped policies.
@@ -159,6 +159,7 @@ def _load(path: Path, cat: Catalogue, seen: tuple[Path, ...]) -> tuple[PolicyDoc
         if owner is not None:
             return _load(owner, cat, seen)
     check_layer_header(doc)
+    check_unique_ids(doc)
     assert doc.name is not None
     stamp(doc, doc.name)
     deps: tuple[Path, ...] = (path,)
