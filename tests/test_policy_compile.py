@@ -234,7 +234,7 @@ def test_more_than_eight_lists_across_regions(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        ((["rongcheng"], [("control", None)], []), "is a extension, not a baseline"),
+        ((["rongcheng"], [("control", None)], []), "is an extension, not a baseline"),
         (("national", [("atlantis", None)], []), "unknown region 'atlantis'"),
         (("national", [("control", None), ("control", None)], []), "listed twice"),
         (("national", [("control", None)], ["rongcheng_opt_in"]), "which no region of this run uses"),

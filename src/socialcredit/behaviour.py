@@ -115,19 +115,6 @@ def build_behaviour(catalogue: Any, scenario: Any, policy: PolicyTables) -> tupl
         t[key] = arr
     cap = q8(MOD_CAP)
     t["mod_cap"] = np.array([cap], dtype=np.int64)
-    act_max = np.minimum((act_thr * cap) >> 8, ONE)
-    t["act_max"] = act_max
-    act_base = np.zeros((R, A), dtype=np.int64)
-    act_total = np.zeros((R, 2), dtype=np.int64)
-    for r in range(R):
-        for k in range(A):
-            kd = t["act_kind"][k]
-            act_base[r, k] = act_total[r, kd]
-            act_total[r, kd] += act_max[r, k]
-    if act_total.max() > ONE:
-        raise ValueError("act rates are too high: their sum exceeds one act per subject-day")
-    t["act_base"] = act_base
-    t["act_total"] = act_total
     chans = np.full((A, MAX_ACT_CHANNELS), -1, dtype=np.int64)
     for k, a in enumerate(acts):
         for j, cid in enumerate(list(_get(a, "channels", []) or [])[:MAX_ACT_CHANNELS]):
@@ -165,6 +152,33 @@ def build_behaviour(catalogue: Any, scenario: Any, policy: PolicyTables) -> tupl
         [q8(listed_factor) if _get(a, "valence", "") == "penalised" else 256 for a in acts],
         dtype=np.int64)
 
+    # each act's interval is as wide as its rate can get under the modifiers (an upper bound
+    # computed with the kernel's own truncating Q8 arithmetic), so the interval never moves
+    act_max = np.zeros((R, A), dtype=np.int64)
+    for k in range(A):
+        m = 256
+        if t["act_kind"][k] == 0:
+            for key in ("act_mod_income", "act_mod_edu", "act_mod_age", "act_mod_urban"):
+                m = (m * int(t[key][k].max())) >> 8
+        else:
+            m = (m * int(t["act_mod_income"][k].max())) >> 8
+        for r in range(R):
+            mr = (m * int(mod_policy[:, r, k].max())) >> 8
+            mr = max(mr, (mr * int(t["act_mod_listed"][k])) >> 8)
+            mr = min(mr, cap)
+            act_max[r, k] = min((int(act_thr[r, k]) * mr) >> 8, ONE)
+    t["act_max"] = act_max
+    act_base = np.zeros((R, A), dtype=np.int64)
+    act_total = np.zeros((R, 2), dtype=np.int64)
+    for r in range(R):
+        for k in range(A):
+            kd = t["act_kind"][k]
+            act_base[r, k] = act_total[r, kd]
+            act_total[r, kd] += act_max[r, k]
+    if act_total.max() > ONE:
+        raise ValueError("act rates are too high: their sum exceeds one act per subject-day")
+    t["act_base"] = act_base
+    t["act_total"] = act_total
     t["chan_cov"] = np.array([[threshold(coverage[h, r]) for r in range(R)] for h in range(H)],
                              dtype=np.int64).reshape(H, R)
     t["chan_delay"] = np.array([int(chan_param(c, "delay_days", 0)) for c in channels],
@@ -218,39 +232,7 @@ def build_behaviour(catalogue: Any, scenario: Any, policy: PolicyTables) -> tupl
     t["pair_total"] = pair_total
 
     t["svc_kind"] = np.array([kind_of[str(s.kind)] for s in services], dtype=np.int64)
-    svc_thr = np.zeros((R, S), dtype=np.int64)
-    months = np.zeros(S, dtype=np.int64)
-    ages = np.zeros(S, dtype=np.int64)
-    mod_inc = np.zeros((S, 4), dtype=np.int64)
-    mod_urb = np.zeros((S, 2), dtype=np.int64)
-    retry = np.zeros(S, dtype=np.int64)
-    econ = np.zeros(S, dtype=np.int64)
-    svc_max = np.zeros((R, S), dtype=np.int64)
-    for k, s in enumerate(services):
-        ms = list(_get(s, "months", None) or range(1, 13))
-        months[k] = sum(1 << (m - 1) for m in ms)
-        ages[k] = sum(1 << a for a in (_get(s, "ages", None) or [1, 2, 3]))
-        per_year = float(svc_param(s, "requests_per_year", 0.0)) * 12.0 / len(ms)
-        svc_thr[:, k] = _daily(per_year)
-        inc_band = "size" if t["svc_kind"][k] == 1 else "income"
-        mod_inc[k] = [q8(v) for v in _mods(s, inc_band, 4)]
-        mod_urb[k] = [q8(v) for v in _mods(s, "urban", 2)]
-        retry[k] = threshold(float(svc_param(s, "retry", 0.0)))
-        econ[k] = 1 if (s.id in ECONOMIC_SERVICES and bool(_get(fb, "economic", False))) else 0
-        m = (int(mod_inc[k].max()) * (int(mod_urb[k].max()) if t["svc_kind"][k] == 0 else 256)) >> 8
-        svc_max[:, k] = np.minimum((svc_thr[:, k] * max(m, 256)) >> 8, ONE)
-    svc_base = np.zeros((R, S), dtype=np.int64)
-    svc_total = np.zeros((R, 2), dtype=np.int64)
-    for r in range(R):
-        for k in range(S):
-            kd = t["svc_kind"][k]
-            svc_base[r, k] = svc_total[r, kd]
-            svc_total[r, kd] += svc_max[r, k]
-    if svc_total.max(initial=0) > ONE:
-        raise ValueError("service request rates are too high: more than one request a day")
-    t.update(svc_thr=svc_thr, svc_base=svc_base, svc_max=svc_max, svc_total=svc_total,
-             svc_months=months, svc_ages=ages, svc_mod_income=mod_inc, svc_mod_urban=mod_urb,
-             svc_retry_thr=retry, svc_economic=econ)
+    t.update(_service_tables(services, t["svc_kind"], R, svc_param, fb))
     t["aware_thr"] = np.array([threshold(float(_get(beh, "awareness", 0.11)))], dtype=np.int64)
     t["listed_request_factor"] = np.array([q8(float(_get(beh, "listed_request_factor", 0.5)))],
                                           dtype=np.int64)
@@ -266,4 +248,72 @@ def build_behaviour(catalogue: Any, scenario: Any, policy: PolicyTables) -> tupl
     t["repay_listed_mod"] = np.array([q8(float(_get(beh, "compliance_factor", 3.0)) if comp else 256)],
                                      dtype=np.int64)
     t["econ_drop_thr"] = np.array([threshold(ECON_DROP)], dtype=np.int64)
+    for name, kinds, width in (("act", t["act_kind"], A), ("pair", t["pair_kind"], NP)):
+        index = np.full((2, max(width, 1)), -1, dtype=np.int64)
+        counts = np.zeros(2, dtype=np.int64)
+        for kd in range(2):
+            members = [k for k in range(width) if kinds[k] == kd]
+            index[kd, :len(members)] = members
+            counts[kd] = len(members)
+        t[f"{name}_index"] = index[:, :width] if width else np.zeros((2, 0), np.int64)
+        t[f"{name}_count"] = counts
+    M = len(policy.measure_names)
+    svc_measures = np.full((S, max(M, 1)), -1, dtype=np.int64)
+    svc_n = np.zeros(S, dtype=np.int64)
+    for m_ix in range(M):
+        s_ix = int(policy.measure_service[m_ix])
+        svc_measures[s_ix, svc_n[s_ix]] = m_ix
+        svc_n[s_ix] += 1
+    t["svc_measures"] = svc_measures[:, :M] if M else np.zeros((S, 0), np.int64)
+    t["svc_nmeasures"] = svc_n
     return t, NP
+
+
+def _band_values(kind: int, bands: int) -> dict[str, int]:
+    """The band indices a bands byte stands for (see socialcredit.population)."""
+    if kind == 0:
+        return {"income": bands & 3, "education": (bands >> 2) & 3, "age": (bands >> 4) & 3,
+                "urban": (bands >> 6) & 1}
+    return {"size": bands & 3}
+
+
+def _service_tables(services: list, svc_kind: np.ndarray, R: int, svc_param: Any,
+                    fb: Any) -> dict[str, np.ndarray]:
+    """Service request thresholds for every region, kind and bands byte.
+
+    A subject's day draw falls in at most one service's interval; the intervals are laid out
+    end to end with their exact widths *for the subject's bands*, so a draw that lands in an
+    interval is a request (no rejection step) and the quiet path of the kernel can tell a
+    day without a request from one number, ``svc_total_b``. Out-of-season services and age
+    bands that do not ask get width 0."""
+    S = len(services)
+    thr_b = np.zeros((R, 2, 256, S), dtype=np.int64)
+    months = np.zeros(S, dtype=np.int64)
+    retry = np.zeros(S, dtype=np.int64)
+    econ = np.zeros(S, dtype=np.int64)
+    for k, s in enumerate(services):
+        ms = list(_get(s, "months", None) or range(1, 13))
+        months[k] = sum(1 << (m - 1) for m in ms)
+        ages = set(_get(s, "ages", None) or [1, 2, 3])
+        per_year = float(svc_param(s, "requests_per_year", 0.0)) * 12.0 / len(ms)
+        base = _daily(per_year)
+        retry[k] = threshold(float(svc_param(s, "retry", 0.0)))
+        econ[k] = 1 if (s.id in ECONOMIC_SERVICES and bool(_get(fb, "economic", False))) else 0
+        kd = int(svc_kind[k])
+        axes = ("income", "education", "age", "urban") if kd == 0 else ("size",)
+        mods = {ax: [q8(v) for v in _mods(s, ax, 2 if ax == "urban" else 4)] for ax in axes}
+        for b in range(256):
+            bv = _band_values(kd, b)
+            if kd == 0 and bv["age"] not in ages:
+                continue
+            thr = base
+            for ax in axes:
+                thr = (thr * mods[ax][bv[ax]]) >> 8
+            thr_b[:, kd, b, k] = thr
+    base_b = np.zeros_like(thr_b)
+    base_b[..., 1:] = np.cumsum(thr_b, axis=-1)[..., :-1]
+    total_b = thr_b.sum(axis=-1)
+    if total_b.max(initial=0) > ONE:
+        raise ValueError("service request rates are too high: more than one request a day")
+    return {"svc_thr_b": thr_b, "svc_base_b": base_b, "svc_total_b": total_b,
+            "svc_months": months, "svc_retry_thr": retry, "svc_economic": econ}

@@ -13,6 +13,7 @@ import typer
 
 from socialcredit.commands import policy as policy_commands
 from socialcredit.commands import run as run_commands
+from socialcredit.commands import sweep as sweep_commands
 
 app = typer.Typer(
     name="socialcredit",
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 app.add_typer(policy_commands.app, name="policy")
 app.command("run")(run_commands.run_command)
+app.command("sweep")(sweep_commands.sweep_command)
 
 
 def main() -> None:

@@ -6,30 +6,9 @@ what the engine produces to the recorder. A run is cut into *shards* of whole gr
 country in one process, a slice of it on a Dask worker, or one group replayed alone for
 ``explain``.
 
-State per subject (DESIGN 5; the byte budget is documented in docs/state.md):
-
-====================  ========  =====  ==================================================
-array                 dtype     bytes  what
-====================  ========  =====  ==================================================
-region                uint8     1      region index (static)
-bands                 uint8     1      bands byte (income may drop under feedback)
-score                 int16     2      points now
-pts                   int16[2]  4      points that expire, by expiry year parity
-fpts                  int16[2]  4      the part of those from false records
-ovr                   uint16    2      day the forced grade ends
-caps                  uint8[2]  2      deductions this year in the capped categories
-offences              uint8     1      penalised records this year (escalation)
-oblig                 uint8     1      obligations open
-strikes               uint8     1      qualifying records in the current window
-strike_wk             uint8     1      week the window opened (mod 256)
-pub                   uint32x2  8      public word, today's and tomorrow's (see kernel.step)
-slot_list             uint8[3]  3      lists held in the three list slots (+ false-caused bit)
-slot_day              uint16[3] 6      the day each slot's term ends (or began, if open-ended)
-delayed               uint32    4      one record waiting for its channel's delay
-appeal                uint32    4      one pending objection or appeal
-====================  ========  =====  ==================================================
-
-That is 45 bytes per subject; businesses add their 4-byte representative.
+State per subject (DESIGN 5): one 36-byte record (``kernel.step.STATE_DTYPE``) and the
+public word, twice (today's and tomorrow's, 8 bytes): 44 bytes. Businesses add their
+4-byte representative. docs/state.md says where every byte goes.
 """
 
 from __future__ import annotations
@@ -53,6 +32,8 @@ from socialcredit.kernel.step import (
     C_E,
     C_EMIT,
     C_FIRST,
+    C_KEY_ACTS,
+    C_KEY_SVC,
     C_MONTH,
     C_MONTH_START,
     C_NCIT,
@@ -60,21 +41,17 @@ from socialcredit.kernel.step import (
     C_T,
     C_YEAR,
     C_YEAR_START,
-    K_ACTS,
-    K_MISC,
-    K_SVC,
+    CNT_BASE,
     N_CTX,
-    N_KEYS,
+    STATE_DTYPE,
 )
 from socialcredit.policy.tables import PolicyTables
 
 EPOCH = dt.date(1970, 1, 1)
-STATE_FIELDS = ("region", "bands", "score", "pts", "fpts", "ovr", "caps", "offences", "oblig",
-                "strikes", "strike_wk", "pub", "slot_list", "slot_day", "delayed", "appeal")
-STATE_BYTES = 45
+STATE_FIELDS = ("st", "pub")
+STATE_BYTES = STATE_DTYPE.itemsize + 8
 STREAM_ACTS = rng.key("acts")
 STREAM_SERVICES = rng.key("services")
-STREAM_MISC = rng.key("misc")
 
 
 def day_number(d: dt.date) -> int:
@@ -188,28 +165,10 @@ def new_state(model: Model, shard: Shard) -> dict[str, np.ndarray]:
                              pop.region[C + shard.b_lo:C + shard.b_hi]]).astype(np.uint8)
     bands = np.concatenate([pop.bands[shard.c_lo:shard.c_hi],
                             pop.bands[C + shard.b_lo:C + shard.b_hi]]).astype(np.uint8)
-    return {
-        "region": region,
-        "bands": bands,
-        "score": np.zeros(n, np.int16),
-        "pts": np.zeros((n, 2), np.int16),
-        "fpts": np.zeros((n, 2), np.int16),
-        "ovr": np.zeros(n, np.uint16),
-        "caps": np.zeros((n, 2), np.uint8),
-        "offences": np.zeros(n, np.uint8),
-        "oblig": np.zeros(n, np.uint8),
-        "strikes": np.zeros(n, np.uint8),
-        "strike_wk": np.zeros(n, np.uint8),
-        "pub": np.zeros((2, n), np.uint32),
-        "slot_list": np.zeros((n, 3), np.uint8),
-        "slot_day": np.zeros((n, 3), np.uint16),
-        "delayed": np.zeros(n, np.uint32),
-        "appeal": np.zeros(n, np.uint32),
-    }
-
-
-def state_tuple(state: dict[str, np.ndarray]) -> tuple:
-    return tuple(state[k] for k in STATE_FIELDS)
+    st = np.zeros(n, dtype=STATE_DTYPE)
+    st["region"] = region
+    st["bands"] = bands
+    return {"st": st, "pub": np.zeros((2, n), np.uint32)}
 
 
 class Calendar:
@@ -250,16 +209,14 @@ class Calendar:
         c[C_BLO] = shard.b_lo
         new_epoch = t > 0 and self.epochs[t] != self.epochs[t - 1]
         c[C_BUSY] = int(t == 0 or self.month_start[t] or self.year_start[t] or new_epoch)
+        d = int(self.days[t])
+        with np.errstate(over="ignore"):
+            for idx, stream in ((C_KEY_ACTS, STREAM_ACTS), (C_KEY_SVC, STREAM_SERVICES)):
+                k = int(rng.day_key(np.uint64(self.seed), np.uint64(stream), np.uint64(d)))
+                c[idx] = k >> 32
+                c[idx + 1] = k & 0xFFFFFFFF
         return c
 
-    def keys(self, t: int) -> np.ndarray:
-        d = int(self.days[t])
-        k = np.zeros(N_KEYS, dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for idx, stream in ((K_ACTS, STREAM_ACTS), (K_SVC, STREAM_SERVICES),
-                                (K_MISC, STREAM_MISC)):
-                k[idx] = rng.day_key(np.uint64(self.seed), np.uint64(stream), np.uint64(d))
-        return k
 
 
 @dataclass
@@ -302,10 +259,10 @@ class CpuBackend:
         self.starts = np.array([b[0] for b in bounds], dtype=np.int64)
         self.ends = np.array([b[1] for b in bounds], dtype=np.int64)
         nchunks = len(bounds)
-        self.cnt = np.zeros((nchunks, model.n_cells * model.n_metrics), dtype=np.int64)
+        self.cnt = np.zeros((nchunks, CNT_BASE + model.n_cells * model.n_metrics),
+                            dtype=np.int64)
         cap = max(4 * EVENT_MARGIN, event_capacity) if emit else 1
         self.ev = np.zeros((nchunks, cap, LY.EV_WIDTH), dtype=np.int32)
-        self.evpos = np.zeros((nchunks, 2), dtype=np.int64)
         pop = model.population
         self.rep = np.ascontiguousarray(pop.rep[shard.b_lo:shard.b_hi])
         self.popt = pop.popt
@@ -316,25 +273,23 @@ class CpuBackend:
         m = self.model
         pk = m.packed
         ctx = calendar.ctx(t, m, self.shard, self.emit)
-        keys = calendar.keys(t)
         self.cnt[:] = 0
         cursor = self.starts.copy()
-        S = state_tuple(self.state)
         chunks: list[np.ndarray] = []
         while True:
-            self.evpos[:] = 0
-            run_day(cursor, self.ends, pk.P, pk.O, pk.D, pk.MO, ctx, keys, S, self.rep,
-                    self.popt, self.cnt, self.ev, self.evpos)
+            self.cnt[:, :CNT_BASE] = 0
+            run_day(cursor, self.ends, pk.P, ctx, self.state["st"], self.state["pub"], self.rep,
+                    self.popt, self.cnt, self.ev)
             if self.emit:
-                if self.evpos[:, 1].any():
+                if self.cnt[:, 1].any():
                     raise RuntimeError("event buffer overflow")
                 for c in range(self.ev.shape[0]):
-                    n = int(self.evpos[c, 0])
+                    n = int(self.cnt[c, 0])
                     if n:
                         chunks.append(self.ev[c, :n].copy())
             if (cursor >= self.ends).all():
                 break
-        counts = self.cnt.sum(axis=0).reshape(m.n_cells, m.n_metrics)
+        counts = self.cnt[:, CNT_BASE:].sum(axis=0).reshape(m.n_cells, m.n_metrics)
         if chunks:
             events = np.concatenate(chunks)
             events = events[np.argsort(events[:, 1], kind="stable")]

@@ -247,15 +247,16 @@ def snapshot_table(model: Any, day: int, subject_ids: np.ndarray, state: dict[st
     pol = model.policy
     pub = state["pub"][parity].astype(np.int64)
     grade = (pub >> 16) & 15
-    bands = state["bands"].astype(np.int64)
-    region = state["region"].astype(np.int64)
+    st = state["st"]
+    bands = st["bands"].astype(np.int64)
+    region = st["region"].astype(np.int64)
     citizen = subject_ids < model.n_citizens
     n = subject_ids.shape[0]
     kind = (~citizen).astype(np.int64)
     return pa.table({
         "day": pa.array(np.full(n, day, np.int32), pa.date32()),
         "subject_id": pa.array(subject_ids.astype(np.int64)),
-        "score": pa.array(np.where((pub >> 29) & 1, state["score"], 0).astype(np.int16)),
+        "score": pa.array(np.where((pub >> 29) & 1, st["score"], 0).astype(np.int16)),
         "grade": _dict((region * 2 + kind) * 16 + grade, grade_labels(model)),
         "lists": pa.array((pub & 255).astype(np.uint8)),
         "false_lists": pa.array(((pub >> 8) & 255).astype(np.uint8)),

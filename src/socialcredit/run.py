@@ -130,6 +130,77 @@ def manifest_for(model: Any, *, backend: str, threads: int, ledger: bool, timing
     }
 
 
+def run_tables(ledger: bool) -> dict[str, Any]:
+    """The tables of a run directory and their schemas (``daily``'s comes from its first rows)."""
+    from socialcredit.recording import SCHEMAS
+
+    tables: dict[str, Any] = {"daily": None}
+    if ledger:
+        for name in ("records", "ledger", "list_events", "decisions", "snapshots"):
+            tables[name] = SCHEMAS[name]
+    return tables
+
+
+def snapshot_due(model: Any, t: int, ledger: bool) -> bool:
+    """Whether a run writes the ``snapshots`` of every subject at the end of day index ``t``."""
+    if not ledger or t < model.burn_in:
+        return False
+    sc = model.scenario
+    every = int(getattr(getattr(sc, "recording", None), "snapshot_every_days", 30) or 0)
+    k = t - model.burn_in
+    return bool(every) and (k % every == every - 1 or t == model.total_days - 1)
+
+
+class DayRecorder:
+    """Turns a run's days into rows of its tables, in order, through one :class:`RunWriter`.
+
+    The one place where counters and events become ``daily`` rows, ledger tables and the
+    census: :func:`simulate` feeds it day by day from its backend, and the distributed run
+    (``socialcredit.distributed``) from the merged results of its shards, so both write the
+    same tables."""
+
+    def __init__(self, model: Any, writer: Any, *, ledger: bool):
+        from socialcredit.recording import DailyCollector
+
+        self.model = model
+        self.writer = writer
+        self.ledger = ledger
+        self.collector = DailyCollector(model)
+
+    def add_day(self, t: int, counts: np.ndarray, events: np.ndarray) -> None:
+        """Day index ``t``'s counters (all subjects, summed) and events (sorted by subject)."""
+        from socialcredit.recording import event_tables
+
+        model = self.model
+        self.collector.add(t, counts)
+        if self.ledger and t >= model.burn_in:
+            day = int(model.first_day + t)
+            for name, tab in event_tables(model, day, events).items():
+                self.writer.append(name, tab)
+
+    def add_snapshot(self, table: Any) -> None:
+        self.writer.append("snapshots", table)
+
+    def flush(self) -> None:
+        """Hand the buffered ``daily`` rows to the writer."""
+        tab = self.collector.take()
+        if tab is not None:
+            self.writer.append("daily", tab)
+
+    def finish(self, *, backend: str, threads: int, timings: dict, source: str,
+               t_start: float, extra: dict[str, Any] | None = None) -> Path:
+        """Write the manifest (with the census) and complete the run directory."""
+        self.flush()
+        manifest = manifest_for(self.model, backend=backend, threads=threads, ledger=self.ledger,
+                                timings=timings, census=self.collector.census_dict(),
+                                scenario_source=source)
+        if extra:
+            manifest.update(extra)
+        manifest["timings"]["total_s"] = round(time.perf_counter() - t_start, 3)
+        path: Path = self.writer.finish(manifest)
+        return path
+
+
 def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: int | None = None,
              citizens: int | None = None, days: int | None = None, threads: int | None = None,
              ledger: bool = False, resume: bool = False, backend: str = "cpu",
@@ -140,11 +211,10 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
 
     ``stop_after`` (tests) stops after that many days, as a crash would, leaving a partial
     directory whose last checkpoint ``resume=True`` continues from."""
-    from socialcredit.engine import build_model, make_backend, new_state, whole
-    from socialcredit.engine import Calendar
+    from socialcredit.engine import Calendar, build_model, make_backend, new_state, whole
     from socialcredit.kernel import layout as LY
     from socialcredit.recorder import RunWriter
-    from socialcredit.recording import SCHEMAS, DailyCollector, event_tables, snapshot_table
+    from socialcredit.recording import snapshot_table
 
     t_start = time.perf_counter()
     check_options(citizens, days, threads, backend)
@@ -157,16 +227,12 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
         raise UserError(f"the run directory {out_path} already exists")
     model = build_model(sc, seed=seed, citizens=citizens, days=days)
     t_built = time.perf_counter()
-    tables = {"daily": None}
-    if ledger:
-        for name in ("records", "ledger", "list_events", "decisions", "snapshots"):
-            tables[name] = SCHEMAS[name]
     shard = whole(model)
-    collector = DailyCollector(model)
     t0 = 0
     state = new_state(model, shard)
     sim_seconds = 0.0
-    with RunWriter(out_path, tables=tables, resume=resume) as writer:
+    with RunWriter(out_path, tables=run_tables(ledger), resume=resume) as writer:
+        rec = DayRecorder(model, writer, ledger=ledger)
         if resume:
             cp = writer.latest_checkpoint()
             if cp is None:
@@ -174,14 +240,13 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
             t0, saved, meta = cp
             for k in state:
                 state[k][...] = saved[k]
-            collector.load_state({k[len("collector."):]: v for k, v in saved.items()
-                                  if k.startswith("collector.")})
+            rec.collector.load_state({k[len("collector."):]: v for k, v in saved.items()
+                                      if k.startswith("collector.")})
             if meta.get("policy_hash") != policy_digest(model):
                 raise UserError(f"the run {out_path} was started with other settings")
         emit = LY.EMIT_TABLES if ledger else LY.EMIT_NONE
         be = make_backend(backend, model, shard, state, threads=threads, emit=emit)
         cal = Calendar(model)
-        snap_every = int(getattr(getattr(sc, "recording", None), "snapshot_every_days", 30) or 0)
         subject_ids = np.concatenate([np.arange(shard.c_lo, shard.c_hi, dtype=np.int64),
                                       model.n_citizens + np.arange(shard.b_lo, shard.b_hi,
                                                                    dtype=np.int64)])
@@ -190,45 +255,32 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
             ts = time.perf_counter()
             res = be.run_day(t, cal)
             sim_seconds += time.perf_counter() - ts
-            collector.add(t, res.counts)
-            day = int(model.first_day + t)
-            if ledger and t >= model.burn_in:
-                for name, tab in event_tables(model, day, res.events).items():
-                    writer.append(name, tab)
-                k = t - model.burn_in
-                if snap_every and (k % snap_every == snap_every - 1 or t == total - 1):
-                    if hasattr(be, "sync_state"):
-                        be.sync_state()
-                    writer.append("snapshots",
-                                  snapshot_table(model, day, subject_ids, state, (t + 1) & 1))
+            rec.add_day(t, res.counts, res.events)
+            if snapshot_due(model, t, ledger):
+                if hasattr(be, "sync_state"):
+                    be.sync_state()
+                rec.add_snapshot(snapshot_table(model, int(model.first_day + t), subject_ids,
+                                                state, (t + 1) & 1))
             if progress:
                 progress(t + 1, total)
             done = t + 1
             if done < total and checkpoint_every and done % checkpoint_every == 0:
-                tab = collector.take()
-                if tab is not None:
-                    writer.append("daily", tab)
+                rec.flush()
                 if hasattr(be, "sync_state"):
                     be.sync_state()
                 saved = dict(state)
-                saved.update({f"collector.{k}": v for k, v in collector.state().items()})
+                saved.update({f"collector.{k}": v for k, v in rec.collector.state().items()})
                 writer.checkpoint(done, saved, {"policy_hash": policy_digest(model)})
                 if stop_after is not None and done >= stop_after:
                     raise _Stopped()
             elif stop_after is not None and done >= stop_after and not checkpoint_every:
                 raise _Stopped()
-        tab = collector.take()
-        if tab is not None:
-            writer.append("daily", tab)
         t_sim = time.perf_counter()
         timings = {"build_s": round(t_built - t_start, 3), "simulate_s": round(sim_seconds, 3),
                    "loop_s": round(t_sim - t_built, 3)}
-        manifest = manifest_for(model, backend=getattr(be, "name", backend),
-                                threads=getattr(be, "threads", 1), ledger=ledger,
-                                timings=timings, census=collector.census_dict(),
-                                scenario_source=source)
-        manifest["timings"]["total_s"] = round(time.perf_counter() - t_start, 3)
-        return writer.finish(manifest)
+        return rec.finish(backend=getattr(be, "name", backend),
+                          threads=getattr(be, "threads", 1), timings=timings, source=source,
+                          t_start=t_start)
 
 
 class _Stopped(Exception):

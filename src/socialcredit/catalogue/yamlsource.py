@@ -17,14 +17,15 @@ on the earliest line) into a :class:`~socialcredit.errors.UserError`. Models der
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, Node as YamlNode, ScalarNode, SequenceNode
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+from ruamel.yaml.nodes import Node as YamlNode
 
 from socialcredit.errors import UserError
 
@@ -218,11 +219,11 @@ def _build(yaml: YAML, node: YamlNode, path: PathKey, lines: Lines, file: str) -
     return str(node.value)
 
 
-def did_you_mean(name: str, known: object) -> str:
+def did_you_mean(name: str, known: Iterable[Any]) -> str:
     """`` (did you mean 'x'?)`` when a known name is close to ``name``, else ``""``."""
     import difflib
 
-    close = difflib.get_close_matches(name, [str(k) for k in known], n=1)  # type: ignore[attr-defined]
+    close = difflib.get_close_matches(name, [str(k) for k in known], n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

@@ -4,6 +4,9 @@ Subjects are cut into a few contiguous chunks per thread; each chunk owns its co
 its event buffer, so workers never share memory they write. A chunk whose event buffer is
 nearly full stops and reports where; the engine drains the buffer and calls again for the
 same day (subjects are independent within a day, so this changes nothing).
+
+Compiled without numba's reference counting (``_nrt=False``): the kernel never allocates,
+and without it every call inside the step would count references on every array it passes.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 from numba import njit, prange
 
 import socialcredit.jitcache  # noqa: F401  (before any cached jit)
-
 from socialcredit.kernel.step import C_EMIT, loc, step_subject
 
 #: Events one subject can emit in one day, at most (the buffer keeps this much free).
@@ -19,7 +21,7 @@ EVENT_MARGIN = 96
 
 
 @njit(parallel=True, cache=True, nogil=True, _nrt=False)
-def run_day(cursor, end, P, O, D, MO, ctx, keys, S, rep, popt, cnt, ev, evpos):  # type: ignore[no-untyped-def]
+def run_day(cursor, end, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-untyped-def]
     """Advance every chunk from ``cursor[c]`` towards ``end[c]`` by one day of the step."""
     for c in prange(cursor.shape[0]):
         g = cursor[c]
@@ -27,11 +29,9 @@ def run_day(cursor, end, P, O, D, MO, ctx, keys, S, rep, popt, cnt, ev, evpos): 
         cap = ev.shape[1]
         counters = cnt[c]
         events = ev[c]
-        pos = evpos[c]
         while g < stop:
-            if ctx[C_EMIT] != 0 and pos[0] + EVENT_MARGIN > cap:
+            if ctx[C_EMIT] != 0 and counters[0] + EVENT_MARGIN > cap:
                 break
-            step_subject(g, loc(g, ctx), P, O, D, MO, ctx, keys, S, rep, popt, counters, events,
-                         pos)
+            step_subject(g, loc(g, ctx), P, ctx, st, pub, rep, popt, counters, events)
             g += 1
         cursor[c] = g

@@ -18,7 +18,14 @@ MAX_ACT_CHANNELS = 4
 RETRY_MAX = 3  # further attempts after a denial on the same day
 NO_GRADE = 15
 
-# --- packed tables: P[O[T_X] + ...] ----------------------------------------------------------
+# --- the packed array P: a header, then the tables -----------------------------------------
+# P[0:N_DIMS] dims; P[OFF_O + T_X] the offset of table X in P; P[OFF_MO + M_X] the first
+# counter column of metric family X (P[OFF_MO + N_METRICS] the number of counter columns).
+OFF_O = 16
+OFF_MO = 144
+TABLE_BASE = 208
+
+# --- packed tables: P[P[OFF_O + T_X] + ...] -----------------------------------------------
 TABLES = [
     # policy, per epoch and region (see socialcredit.policy.tables.PolicyTables)
     "scoring", "score_start", "score_floor", "score_ceiling", "consent_required", "min_age_band",
@@ -39,10 +46,11 @@ TABLES = [
     "chan_cov", "chan_delay",
     "pair_act", "pair_chan", "pair_kind", "pair_thr", "pair_misid", "pair_base", "pair_max",
     "pair_total", "chan_misid_age", "chan_misid_income",
-    "svc_kind", "svc_thr", "svc_base", "svc_max", "svc_total", "svc_months", "svc_ages",
-    "svc_mod_income", "svc_mod_urban", "svc_retry_thr", "svc_economic",
+    "svc_kind", "svc_thr_b", "svc_base_b", "svc_total_b", "svc_months", "svc_retry_thr",
+    "svc_economic",
     "aware_thr", "listed_request_factor", "obj_thr", "obj_mod_edu", "obj_mod_income",
     "repay_thr", "repay_listed_mod", "econ_drop_thr",
+    "act_index", "act_count", "pair_index", "pair_count", "svc_measures", "svc_nmeasures",
 ]  # fmt: skip
 T = {name: i for i, name in enumerate(TABLES)}
 
@@ -64,10 +72,11 @@ T = {name: i for i, name in enumerate(TABLES)}
     T_CHAN_COV, T_CHAN_DELAY,
     T_PAIR_ACT, T_PAIR_CHAN, T_PAIR_KIND, T_PAIR_THR, T_PAIR_MISID, T_PAIR_BASE, T_PAIR_MAX,
     T_PAIR_TOTAL, T_CHAN_MISID_AGE, T_CHAN_MISID_INCOME,
-    T_SVC_KIND, T_SVC_THR, T_SVC_BASE, T_SVC_MAX, T_SVC_TOTAL, T_SVC_MONTHS, T_SVC_AGES,
-    T_SVC_MOD_INCOME, T_SVC_MOD_URBAN, T_SVC_RETRY_THR, T_SVC_ECONOMIC,
+    T_SVC_KIND, T_SVC_THR_B, T_SVC_BASE_B, T_SVC_TOTAL_B, T_SVC_MONTHS, T_SVC_RETRY_THR,
+    T_SVC_ECONOMIC,
     T_AWARE_THR, T_LISTED_REQUEST_FACTOR, T_OBJ_THR, T_OBJ_MOD_EDU, T_OBJ_MOD_INCOME,
     T_REPAY_THR, T_REPAY_LISTED_MOD, T_ECON_DROP_THR,
+    T_ACT_INDEX, T_ACT_COUNT, T_PAIR_INDEX, T_PAIR_COUNT, T_SVC_MEASURES, T_SVC_NMEASURES,
 ) = range(len(TABLES))  # fmt: skip
 
 # --- events: one int32 row of EV_WIDTH per event --------------------------------------------
@@ -130,6 +139,7 @@ METRICS = [
     M_INCOME_DROPS, M_REQUESTS, M_RETRIES,
     M_GRADE_COUNT, M_LISTED, M_LISTED_FALSE, M_SCORE_SUM, M_SCORED, M_SUBJECTS,
 ) = range(len(METRICS))  # fmt: skip
+N_METRICS = len(METRICS)
 STOCK_METRICS = {"grade_count", "listed", "listed_false", "score_sum", "scored", "subjects"}
 N_EXIT_REASONS = 7
 

@@ -22,6 +22,9 @@ from socialcredit.kernel.layout import (
     D_T,
     METRICS,
     N_DIMS,
+    OFF_MO,
+    OFF_O,
+    TABLE_BASE,
     TABLES,
     metric_sizes,
 )
@@ -29,7 +32,9 @@ from socialcredit.kernel.layout import (
 
 @dataclass
 class Packed:
-    """The kernels' view of a run: tables ``P`` with offsets ``O``, dims ``D``, metrics ``MO``."""
+    """The kernels' view of a run: one int64 array ``P`` (header, then every table).
+
+    ``D``, ``O`` and ``MO`` are copies of the header's parts for Python code."""
 
     P: np.ndarray
     O: np.ndarray
@@ -45,7 +50,7 @@ def pack(tables: dict[str, np.ndarray], dims: dict[str, int]) -> Packed:
         raise ValueError(f"tables missing from the pack: {', '.join(missing)}")
     offsets = np.zeros(len(TABLES), dtype=np.int64)
     parts = []
-    pos = 0
+    pos = TABLE_BASE
     for k, name in enumerate(TABLES):
         arr = np.ascontiguousarray(tables[name]).reshape(-1)
         if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.size and arr.max() >= 2**63:
@@ -53,7 +58,6 @@ def pack(tables: dict[str, np.ndarray], dims: dict[str, int]) -> Packed:
         offsets[k] = pos
         parts.append(arr.astype(np.int64))
         pos += arr.size
-    P = np.concatenate(parts) if parts else np.zeros(0, np.int64)
     D = np.zeros(N_DIMS, dtype=np.int64)
     for key, idx in dict(E=D_E, R=D_R, A=D_A, H=D_H, S=D_S, L=D_L, M=D_M, G=D_G, P=D_P, T=D_T,
                          C=D_C, B=D_B, CELLS=D_CELLS).items():
@@ -66,4 +70,9 @@ def pack(tables: dict[str, np.ndarray], dims: dict[str, int]) -> Packed:
         MO[k] = len(columns)
         columns.extend((name, j) for j in range(sizes[name]))
     MO[len(METRICS)] = len(columns)
+    header = np.zeros(TABLE_BASE, dtype=np.int64)
+    header[:N_DIMS] = D
+    header[OFF_O:OFF_O + len(TABLES)] = offsets
+    header[OFF_MO:OFF_MO + len(MO)] = MO
+    P = np.concatenate([header] + parts)
     return Packed(P=P, O=offsets, D=D, MO=MO, metric_columns=columns)

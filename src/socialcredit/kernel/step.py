@@ -31,14 +31,12 @@ from socialcredit.kernel.layout import (
     CELLS_PER_REGION,
     D_A,
     D_G,
-    D_H,
     D_L,
     D_M,
     D_P,
     D_R,
     D_S,
     EMIT_ALL,
-    EMIT_TABLES,
     EV_ACT,
     EV_APPEAL,
     EV_DECISION,
@@ -50,7 +48,6 @@ from socialcredit.kernel.layout import (
     EV_OVERRIDE,
     EV_RECORD,
     EV_REPAY,
-    EV_WIDTH,
     EXIT_APPEAL,
     EXIT_GRADE,
     EXIT_MOVED,
@@ -96,7 +93,10 @@ from socialcredit.kernel.layout import (
     M_SUBJECTS,
     M_WRONGFUL,
     MAX_ACT_CHANNELS,
+    N_METRICS,
     NO_GRADE,
+    OFF_MO,
+    OFF_O,
     OUT_DENIED,
     OUT_FAST,
     OUT_GRANTED,
@@ -107,7 +107,9 @@ from socialcredit.kernel.layout import (
     T_ACT_BASE,
     T_ACT_CATEGORY,
     T_ACT_CHANNELS,
+    T_ACT_COUNT,
     T_ACT_ESCALATION_PCT,
+    T_ACT_INDEX,
     T_ACT_KIND,
     T_ACT_MAX,
     T_ACT_MOD_AGE,
@@ -149,7 +151,6 @@ from socialcredit.kernel.layout import (
     T_LIST_GRADE_LO,
     T_LIST_GRADE_RULE,
     T_LIST_K,
-    T_LIST_KIND,
     T_LIST_REPAIR_MIN,
     T_LIST_REPAIR_THR,
     T_LIST_SUBJECT_KIND,
@@ -162,7 +163,6 @@ from socialcredit.kernel.layout import (
     T_MEASURE_GRADE_LO,
     T_MEASURE_LISTS,
     T_MEASURE_REACH,
-    T_MEASURE_SERVICE,
     T_MIN_AGE_BAND,
     T_MOD_CAP,
     T_N_GRADES,
@@ -176,6 +176,8 @@ from socialcredit.kernel.layout import (
     T_PAIR_ACT,
     T_PAIR_BASE,
     T_PAIR_CHAN,
+    T_PAIR_COUNT,
+    T_PAIR_INDEX,
     T_PAIR_KIND,
     T_PAIR_MAX,
     T_PAIR_MISID,
@@ -187,29 +189,24 @@ from socialcredit.kernel.layout import (
     T_SCORE_FLOOR,
     T_SCORE_START,
     T_SCORING,
-    T_SVC_AGES,
-    T_SVC_BASE,
+    T_SVC_BASE_B,
     T_SVC_ECONOMIC,
-    T_SVC_KIND,
-    T_SVC_MAX,
-    T_SVC_MOD_INCOME,
-    T_SVC_MOD_URBAN,
+    T_SVC_MEASURES,
     T_SVC_MONTHS,
+    T_SVC_NMEASURES,
     T_SVC_RETRY_THR,
-    T_SVC_THR,
-    T_SVC_TOTAL,
+    T_SVC_THR_B,
+    T_SVC_TOTAL_B,
 )
 
 # context array (int64) passed per day
 C_T, C_E, C_YEAR, C_MONTH, C_YEAR_START, C_MONTH_START, C_EMIT, C_NCIT, C_NSUB, C_FIRST = range(10)
+C_KEY_ACTS, C_KEY_SVC = 14, 16  # day keys, two int64 halves each
 C_CLO, C_CHI, C_BLO = 10, 11, 12  # the shard: citizens [lo, hi), businesses from index C_BLO
 C_BUSY = 13  # 1 on days when every subject takes the full step (calendar turns, new epochs)
-N_CTX = 14
+N_CTX = 18
 #: A public word with any of these bits (lists, a forced grade) needs the full step every day.
 QUIET_MASK = 255 | (31 << 24)
-# day keys (uint64) passed per day
-K_ACTS, K_SVC, K_MISC = range(3)
-N_KEYS = 3
 
 # draw names within a subject's day (named by meaning; see rng.sub_hash)
 DRAW_CHANNEL = 1 << 20  # + act * 32 + channel
@@ -223,11 +220,109 @@ DRAW_AWARE = 8 << 20
 
 SHIFT8 = np.int64(8)
 
-# state arrays travel together as a tuple so every driver passes them the same way:
-# (region, bands, score, pts, fpts, ovr, caps, offences, oblig, strikes, strike_wk,
-#  pub, slot_list, slot_day, delayed, appeal)
-S_REGION, S_BANDS, S_SCORE, S_PTS, S_FPTS, S_OVR, S_CAPS, S_OFFENCES, S_OBLIG = range(9)
-S_STRIKES, S_STRIKE_WK, S_PUB, S_SLOT_LIST, S_SLOT_DAY, S_DELAYED, S_APPEAL = range(9, 16)
+#: The state of one subject (DESIGN 5), fields ordered for natural alignment on a GPU.
+#: ``counts`` holds penalised records this year (low nibble, for escalation) and open
+#: obligations (high nibble); ``sl*`` are the three list slots (list + 1, bit 7: entered
+#: because of a false record) and ``sd*`` the day each slot's term ends (or began, if the
+#: list has no term); ``pts*``/``fp*`` the points (and false points) that expire, by the
+#: parity of the year they expire in; ``cap*`` the deductions this year in capped categories.
+STATE_DTYPE = np.dtype([
+    ("delayed", np.uint32), ("appeal", np.uint32),
+    ("ovr", np.uint16), ("sd0", np.uint16), ("sd1", np.uint16), ("sd2", np.uint16),
+    ("score", np.int16), ("pts0", np.int16), ("pts1", np.int16), ("fp0", np.int16),
+    ("fp1", np.int16),
+    ("region", np.uint8), ("bands", np.uint8), ("cap0", np.uint8), ("cap1", np.uint8),
+    ("counts", np.uint8), ("strikes", np.uint8), ("strike_wk", np.uint8), ("sl0", np.uint8),
+    ("sl1", np.uint8), ("sl2", np.uint8),
+], align=True)  # fmt: skip
+assert STATE_DTYPE.itemsize == 36
+
+#: The first two counters of a chunk are its event position and overflow count.
+CNT_BASE = 2
+
+
+@register_jitable(inline="always")
+def key_of(ctx, k):  # type: ignore[no-untyped-def]
+    """A day key kept in ctx as two 32-bit halves (an int64 cannot hold every uint64)."""
+    return (np.uint64(ctx[k]) << np.uint64(32)) | np.uint64(ctx[k + 1])
+
+
+@register_jitable(inline="always")
+def get_pts(rec, k):  # type: ignore[no-untyped-def]
+    return np.int64(rec["pts0"]) if k == 0 else np.int64(rec["pts1"])
+
+
+@register_jitable(inline="always")
+def add_pts(rec, k, v):  # type: ignore[no-untyped-def]
+    if k == 0:
+        rec["pts0"] = np.int16(np.int64(rec["pts0"]) + v)
+    else:
+        rec["pts1"] = np.int16(np.int64(rec["pts1"]) + v)
+
+
+@register_jitable(inline="always")
+def get_fp(rec, k):  # type: ignore[no-untyped-def]
+    return np.int64(rec["fp0"]) if k == 0 else np.int64(rec["fp1"])
+
+
+@register_jitable(inline="always")
+def add_fp(rec, k, v):  # type: ignore[no-untyped-def]
+    if k == 0:
+        rec["fp0"] = np.int16(np.int64(rec["fp0"]) + v)
+    else:
+        rec["fp1"] = np.int16(np.int64(rec["fp1"]) + v)
+
+
+@register_jitable(inline="always")
+def get_cap(rec, k):  # type: ignore[no-untyped-def]
+    return np.int64(rec["cap0"]) if k == 0 else np.int64(rec["cap1"])
+
+
+@register_jitable(inline="always")
+def set_cap(rec, k, v):  # type: ignore[no-untyped-def]
+    if k == 0:
+        rec["cap0"] = np.uint8(v)
+    else:
+        rec["cap1"] = np.uint8(v)
+
+
+@register_jitable(inline="always")
+def get_sl(rec, s):  # type: ignore[no-untyped-def]
+    if s == 0:
+        return np.int64(rec["sl0"])
+    if s == 1:
+        return np.int64(rec["sl1"])
+    return np.int64(rec["sl2"])
+
+
+@register_jitable(inline="always")
+def set_sl(rec, s, v):  # type: ignore[no-untyped-def]
+    if s == 0:
+        rec["sl0"] = np.uint8(v)
+    elif s == 1:
+        rec["sl1"] = np.uint8(v)
+    else:
+        rec["sl2"] = np.uint8(v)
+
+
+@register_jitable(inline="always")
+def get_sd(rec, s):  # type: ignore[no-untyped-def]
+    if s == 0:
+        return np.int64(rec["sd0"])
+    if s == 1:
+        return np.int64(rec["sd1"])
+    return np.int64(rec["sd2"])
+
+
+@register_jitable(inline="always")
+def set_sd(rec, s, v):  # type: ignore[no-untyped-def]
+    v = v if v < 65535 else 65535
+    if s == 0:
+        rec["sd0"] = np.uint16(v)
+    elif s == 1:
+        rec["sd1"] = np.uint16(v)
+    else:
+        rec["sd2"] = np.uint16(v)
 
 
 @register_jitable(inline="always")
@@ -249,23 +344,23 @@ def u32lo(h):  # type: ignore[no-untyped-def]
 
 
 @register_jitable
-def count(cnt, MO, cell, metric, col, v):  # type: ignore[no-untyped-def]
+def count(P, cnt, cell, metric, col, v):  # type: ignore[no-untyped-def]
     """Add v to one counter of the day."""
-    nm = MO[MO.shape[0] - 1]
-    atomic_add(cnt, cell * nm + MO[metric] + col, np.int64(v))
+    nm = P[OFF_MO + N_METRICS]
+    atomic_add(cnt, CNT_BASE + cell * nm + P[OFF_MO + metric] + col, np.int64(v))
 
 
 @register_jitable
-def emit(ctx, ev, evpos, typ, subject, a, b, c, d):  # type: ignore[no-untyped-def]
+def emit(ctx, ev, cnt, typ, subject, a, b, c, d):  # type: ignore[no-untyped-def]
     """Append one event row when events are being recorded."""
     if ctx[C_EMIT] == 0:
         return
     if typ != EV_LEDGER and typ != EV_RECORD and typ != EV_LIST and typ != EV_DECISION:
         if ctx[C_EMIT] < EMIT_ALL:
             return
-    k = atomic_add(evpos, 0, np.int64(1))
+    k = atomic_add(cnt, 0, np.int64(1))
     if k >= ev.shape[0]:
-        atomic_add(evpos, 1, np.int64(1))  # overflow: the driver sizes buffers so this is rare
+        atomic_add(cnt, 1, np.int64(1))  # overflow: the driver sizes buffers so this is rare
         return
     ev[k, 0] = typ
     ev[k, 1] = subject
@@ -276,12 +371,58 @@ def emit(ctx, ev, evpos, typ, subject, a, b, c, d):  # type: ignore[no-untyped-d
 
 
 @register_jitable
-def grade_of(P, O, D, erk, score):  # type: ignore[no-untyped-def]
+def find_interval(P, t_index, t_count, t_base, t_max, r, kind, width, u):  # type: ignore[no-untyped-def]
+    """The act, pair or service whose interval of the draw space holds u, or -1.
+
+    Intervals of one kind lie end to end in the order of ``t_index``; a binary search finds
+    the last one starting at or below u."""
+    n = P[P[OFF_O + t_count] + kind]
+    idx = P[OFF_O + t_index] + kind * width
+    bases = P[OFF_O + t_base] + r * width
+    lo = 0
+    hi = n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if P[bases + P[idx + mid]] <= u:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo == 0:
+        return -1
+    a = P[idx + lo - 1]
+    if u < P[bases + a] + P[P[OFF_O + t_max] + r * width + a]:
+        return a
+    return -1
+
+
+@register_jitable
+def find_service(P, rb, Sv, u):  # type: ignore[no-untyped-def]
+    """The service whose interval (laid out for the subject's region, kind and bands) holds u,
+    or -1."""
+    bases = P[OFF_O + T_SVC_BASE_B] + rb * Sv
+    lo = 0
+    hi = Sv
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if P[bases + mid] <= u:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo == 0:
+        return -1
+    s = lo - 1
+    if u < P[bases + s] + P[P[OFF_O + T_SVC_THR_B] + rb * Sv + s]:
+        return s
+    return -1
+
+
+@register_jitable
+def grade_of(P, erk, score):  # type: ignore[no-untyped-def]
     """Grade index of a score (0 best); NO_GRADE where the kind has no grades."""
-    ng = P[O[T_N_GRADES] + erk]
+    ng = P[P[OFF_O + T_N_GRADES] + erk]
     if ng == 0:
         return NO_GRADE
-    base = O[T_GRADE_FLOOR] + erk * D[D_G]
+    base = P[OFF_O + T_GRADE_FLOOR] + erk * P[D_G]
     for g in range(ng):
         if score >= P[base + g]:
             return g
@@ -305,227 +446,221 @@ def mod(v, m):  # type: ignore[no-untyped-def]
 
 
 @register_jitable
-def list_enter(i, li, L, false_caused, reason, t, er, mem, P, O, D, S, cnt, MO, cell, ctx, ev, evpos):  # type: ignore[no-untyped-def]
+def list_enter(i, li, L, false_caused, reason, t, er, mem, P, rec, cnt, cell, ctx, ev):  # type: ignore[no-untyped-def]
     """Put subject i on list L; returns the new membership word (bits 0-15 of pub)."""
-    slot_list = S[S_SLOT_LIST]
-    slot_day = S[S_SLOT_DAY]
-    term = P[O[T_LIST_TERM] + er * D[D_L] + L]
+    term = P[P[OFF_O + T_LIST_TERM] + er * P[D_L] + L]
     for s in range(3):
-        if slot_list[li, s] == 0:
-            slot_list[li, s] = np.uint8((L + 1) | (128 if false_caused else 0))
-            slot_day[li, s] = np.uint16(t + term if term > 0 else t)
+        if get_sl(rec, s) == 0:
+            set_sl(rec, s, (L + 1) | (128 if false_caused else 0))
+            set_sd(rec, s, t + term if term > 0 else t)
             mem |= 1 << L
             if false_caused:
                 mem |= 1 << (8 + L)
-                count(cnt, MO, cell, M_LISTED_FALSE, L, 1)
-            count(cnt, MO, cell, M_LIST_ENTER, L, 1)
-            count(cnt, MO, cell, M_LISTED, L, 1)
-            emit(ctx, ev, evpos, EV_LIST, i, L, LIST_ENTER, reason, 1 if false_caused else 0)
+                count(P, cnt, cell, M_LISTED_FALSE, L, 1)
+            count(P, cnt, cell, M_LIST_ENTER, L, 1)
+            count(P, cnt, cell, M_LISTED, L, 1)
+            emit(ctx, ev, cnt, EV_LIST, i, L, LIST_ENTER, reason, 1 if false_caused else 0)
             return mem
-    count(cnt, MO, cell, M_LIST_OVERFLOW, 0, 1)
+    count(P, cnt, cell, M_LIST_OVERFLOW, 0, 1)
     return mem
 
 
 @register_jitable
-def list_exit(i, li, s, reason, reason_col, mem, S, cnt, MO, cell, ctx, ev, evpos):  # type: ignore[no-untyped-def]
+def list_exit(i, li, s, reason, reason_col, mem, P, rec, cnt, cell, ctx, ev):  # type: ignore[no-untyped-def]
     """Take subject i off the list in its slot s; returns the new membership word."""
-    slot_list = S[S_SLOT_LIST]
-    v = np.int64(slot_list[li, s])
+    v = get_sl(rec, s)
     L = (v & 127) - 1
     false_caused = (v >> 7) & 1
-    slot_list[li, s] = np.uint8(0)
-    S[S_SLOT_DAY][li, s] = np.uint16(0)
+    set_sl(rec, s, 0)
+    set_sd(rec, s, 0)
     mem &= ~((1 << L) | (1 << (8 + L)))
-    count(cnt, MO, cell, M_LIST_EXIT, L, 1)
-    count(cnt, MO, cell, M_EXIT_REASON, reason_col, 1)
-    count(cnt, MO, cell, M_LISTED, L, -1)
+    count(P, cnt, cell, M_LIST_EXIT, L, 1)
+    count(P, cnt, cell, M_EXIT_REASON, reason_col, 1)
+    count(P, cnt, cell, M_LISTED, L, -1)
     if false_caused:
-        count(cnt, MO, cell, M_LISTED_FALSE, L, -1)
+        count(P, cnt, cell, M_LISTED_FALSE, L, -1)
     if reason == EXIT_REPAIR:
-        count(cnt, MO, cell, M_REPAIRS, 0, 1)
-    emit(ctx, ev, evpos, EV_LIST, i, L, LIST_EXIT, reason, false_caused)
+        count(P, cnt, cell, M_REPAIRS, 0, 1)
+    emit(ctx, ev, cnt, EV_LIST, i, L, LIST_EXIT, reason, false_caused)
     return mem
 
 
 @register_jitable
-def find_slot(slot_list, li, L):  # type: ignore[no-untyped-def]
+def find_slot(rec, L):  # type: ignore[no-untyped-def]
     for s in range(3):
-        if (np.int64(slot_list[li, s]) & 127) == L + 1:
+        if (get_sl(rec, s) & 127) == L + 1:
             return s
     return -1
 
 
 @register_jitable
-def apply_points(i, li, p, rule, is_false, validity, year, erk, P, O, S, cnt, MO, cell, ctx, ev, evpos):  # type: ignore[no-untyped-def]
+def apply_points(i, li, p, rule, is_false, validity, year, erk, P, rec, cnt, cell, ctx, ev):  # type: ignore[no-untyped-def]
     """Add p points (clamped to floor and ceiling) and log them; returns the applied amount."""
-    score = S[S_SCORE]
-    old = np.int64(score[li])
-    lo = P[O[T_SCORE_FLOOR] + erk]
-    hi = P[O[T_SCORE_CEILING] + erk]
+    old = np.int64(rec['score'])
+    lo = P[P[OFF_O + T_SCORE_FLOOR] + erk]
+    hi = P[P[OFF_O + T_SCORE_CEILING] + erk]
     new = old + p
     if new < lo:
         new = lo
     if new > hi:
         new = hi
     applied = new - old
-    score[li] = np.int16(new)
+    rec['score'] = np.int16(new)
     if validity > 0 or is_false:
         # points that expire sit in the bucket of the year they expire in; false points are
         # tracked the same way (permanent false points count as false for two years)
         v = validity if validity > 0 else 2
         k = (year + v - 1) & 1
         if validity > 0:
-            S[S_PTS][li, k] = np.int16(np.int64(S[S_PTS][li, k]) + applied)
+            add_pts(rec, k, applied)
         if is_false:
-            S[S_FPTS][li, k] = np.int16(np.int64(S[S_FPTS][li, k]) + applied)
+            add_fp(rec, k, applied)
     if applied > 0:
-        count(cnt, MO, cell, M_POINTS_UP, 0, applied)
+        count(P, cnt, cell, M_POINTS_UP, 0, applied)
     elif applied < 0:
-        count(cnt, MO, cell, M_POINTS_DOWN, 0, -applied)
-    count(cnt, MO, cell, M_SCORE_SUM, 0, applied)
-    emit(ctx, ev, evpos, EV_LEDGER, i, rule, applied, new, 1 if is_false else 0)
+        count(P, cnt, cell, M_POINTS_DOWN, 0, -applied)
+    count(P, cnt, cell, M_SCORE_SUM, 0, applied)
+    emit(ctx, ev, cnt, EV_LEDGER, i, rule, applied, new, 1 if is_false else 0)
     return applied
 
 
 @register_jitable
-def process_record(i, li, a, ch, is_true, delayed, h, kind, scored, age, edu, inc, mem, P, O, D, S, ctx, cnt, MO, cell, ev, evpos):  # type: ignore[no-untyped-def]
+def process_record(i, li, a, ch, is_true, delayed, h, kind, scored, age, edu, inc, mem, P, rec, pub, ctx, cnt, cell, ev):  # type: ignore[no-untyped-def]
     """A record reaches the system: points, forced grade, list entries and a chance of objection.
 
     Returns the new membership word."""
     t = ctx[C_T]
     e = ctx[C_E]
-    R = D[D_R]
-    A = D[D_A]
-    L = D[D_L]
-    r = np.int64(S[S_REGION][li])
+    R = P[D_R]
+    A = P[D_A]
+    L = P[D_L]
+    r = np.int64(rec['region'])
     er = e * R + r
     erk = er * 2 + kind
     is_false = 1 - is_true
     if is_true:
-        count(cnt, MO, cell, M_RECORDS_TRUE, ch, 1)
+        count(P, cnt, cell, M_RECORDS_TRUE, ch, 1)
     else:
-        count(cnt, MO, cell, M_RECORDS_FALSE, ch, 1)
-    emit(ctx, ev, evpos, EV_RECORD, i, a, ch, is_true, delayed)
+        count(P, cnt, cell, M_RECORDS_FALSE, ch, 1)
+    emit(ctx, ev, cnt, EV_RECORD, i, a, ch, is_true, delayed)
     hr = rng.sub_hash(h, np.uint64(DRAW_RECORD + a * 64 + ch * 2 + is_true))
     # points
     if scored:
-        p = P[O[T_ACT_POINTS] + er * A + a]
+        p = P[P[OFF_O + T_ACT_POINTS] + er * A + a]
         if p != 0:
             if p < 0:
-                off = np.int64(S[S_OFFENCES][li])
-                p = p * (100 + P[O[T_ACT_ESCALATION_PCT] + er * A + a] * off) // 100
-                if off < 255:
-                    S[S_OFFENCES][li] = np.uint8(off + 1)
-                cat = P[O[T_ACT_CATEGORY] + a]
+                off = (np.int64(rec['counts']) & 15)
+                p = p * (100 + P[P[OFF_O + T_ACT_ESCALATION_PCT] + er * A + a] * off) // 100
+                if off < 15:
+                    rec['counts'] = np.uint8((np.int64(rec['counts']) & 240) | (off + 1))
+                cat = P[P[OFF_O + T_ACT_CATEGORY] + a]
                 for k in range(2):
-                    if P[O[T_CAP_CATEGORY] + er * 2 + k] == cat:
-                        used = np.int64(S[S_CAPS][li, k])
-                        room = P[O[T_CAP_POINTS] + er * 2 + k] - used
+                    if P[P[OFF_O + T_CAP_CATEGORY] + er * 2 + k] == cat:
+                        used = get_cap(rec, k)
+                        room = P[P[OFF_O + T_CAP_POINTS] + er * 2 + k] - used
                         if room < 0:
                             room = 0
                         if -p > room:
                             p = -room
                         nu = used - p
-                        S[S_CAPS][li, k] = np.uint8(nu if nu < 255 else 255)
+                        set_cap(rec, k, nu if nu < 255 else 255)
             if p != 0:
-                apply_points(i, li, p, P[O[T_ACT_RULE] + er * A + a], is_false,
-                             P[O[T_ACT_VALIDITY] + er * A + a], ctx[C_YEAR], erk, P, O, S,
-                             cnt, MO, cell, ctx, ev, evpos)
-        og = P[O[T_OVERRIDE_GRADE] + er * A + a]
+                apply_points(i, li, p, P[P[OFF_O + T_ACT_RULE] + er * A + a], is_false,
+                             P[P[OFF_O + T_ACT_VALIDITY] + er * A + a], ctx[C_YEAR], erk, P, rec,
+                             cnt, cell, ctx, ev)
+        og = P[P[OFF_O + T_OVERRIDE_GRADE] + er * A + a]
         if og >= 0:
-            until = t + P[O[T_OVERRIDE_DAYS] + er * A + a]
-            S[S_OVR][li] = np.uint16(until if until < 65535 else 65535)
-            pub = S[S_PUB]
+            until = t + P[P[OFF_O + T_OVERRIDE_DAYS] + er * A + a]
+            rec['ovr'] = np.uint16(until if until < 65535 else 65535)
             # remember the forced grade in tomorrow's public word (bits 24-28)
             par = t & 1
             cur = np.int64(pub[1 - par, li])
             cur = (cur & ~(31 << 24)) | ((og + 1) << 24) | (is_false << 28)
             pub[1 - par, li] = np.uint32(cur)
-            count(cnt, MO, cell, M_OVERRIDES, 0, 1)
-            emit(ctx, ev, evpos, EV_OVERRIDE, i, a, og, P[O[T_OVERRIDE_RULE] + er * A + a], until)
+            count(P, cnt, cell, M_OVERRIDES, 0, 1)
+            emit(ctx, ev, cnt, EV_OVERRIDE, i, a, og, P[P[OFF_O + T_OVERRIDE_RULE] + er * A + a], until)
     # lists entered by records of this act
-    slot_list = S[S_SLOT_LIST]
     struck = False
     entered = 0
     for lst in range(L):
-        if P[O[T_LIST_ACTIVE] + er * L + lst] == 0:
+        if P[P[OFF_O + T_LIST_ACTIVE] + er * L + lst] == 0:
             continue
-        if P[O[T_LIST_ACTS] + (er * L + lst) * A + a] == 0:
+        if P[P[OFF_O + T_LIST_ACTS] + (er * L + lst) * A + a] == 0:
             continue
-        if P[O[T_LIST_SUBJECT_KIND] + lst] != kind:
+        if P[P[OFF_O + T_LIST_SUBJECT_KIND] + lst] != kind:
             continue
-        k = P[O[T_LIST_K] + er * L + lst]
+        k = P[P[OFF_O + T_LIST_K] + er * L + lst]
         if k > 1:
             if not struck:
                 # one shared strike counter per subject (a stated approximation), in weeks
                 struck = True
                 week = (t // 7) & 255
-                strikes = np.int64(S[S_STRIKES][li])
-                wk0 = np.int64(S[S_STRIKE_WK][li])
-                window = P[O[T_LIST_WINDOW] + er * L + lst]
+                strikes = np.int64(rec['strikes'])
+                wk0 = np.int64(rec['strike_wk'])
+                window = P[P[OFF_O + T_LIST_WINDOW] + er * L + lst]
                 if strikes == 0 or ((week - wk0) & 255) * 7 > window:
                     strikes = 1
-                    S[S_STRIKE_WK][li] = np.uint8(week)
+                    rec['strike_wk'] = np.uint8(week)
                 elif strikes < 255:
                     strikes += 1
-                S[S_STRIKES][li] = np.uint8(strikes)
-            if np.int64(S[S_STRIKES][li]) < k:
+                rec['strikes'] = np.uint8(strikes)
+            if np.int64(rec['strikes']) < k:
                 continue
-        rule = P[O[T_LIST_ENTRY_RULE] + er * L + lst]
-        s = find_slot(slot_list, li, lst)
+        rule = P[P[OFF_O + T_LIST_ENTRY_RULE] + er * L + lst]
+        s = find_slot(rec, lst)
         if s >= 0:
-            ext = P[O[T_LIST_EXTEND] + er * L + lst]
-            if ext > 0 and P[O[T_LIST_TERM] + er * L + lst] > 0:
-                nd = np.int64(S[S_SLOT_DAY][li, s]) + ext
-                S[S_SLOT_DAY][li, s] = np.uint16(nd if nd < 65535 else 65535)
-                count(cnt, MO, cell, M_LIST_EXTEND, lst, 1)
-                emit(ctx, ev, evpos, EV_LIST, i, lst, LIST_EXTEND, rule, is_false)
+            ext = P[P[OFF_O + T_LIST_EXTEND] + er * L + lst]
+            if ext > 0 and P[P[OFF_O + T_LIST_TERM] + er * L + lst] > 0:
+                nd = get_sd(rec, s) + ext
+                set_sd(rec, s, nd if nd < 65535 else 65535)
+                count(P, cnt, cell, M_LIST_EXTEND, lst, 1)
+                emit(ctx, ev, cnt, EV_LIST, i, lst, LIST_EXTEND, rule, is_false)
         else:
             before = mem
-            mem = list_enter(i, li, lst, is_false, rule, t, er, mem, P, O, D, S, cnt, MO, cell,
-                             ctx, ev, evpos)
+            mem = list_enter(i, li, lst, is_false, rule, t, er, mem, P, rec, cnt, cell,
+                             ctx, ev)
             if mem != before:
                 entered |= 1 << lst
     # objection: the subject may object within the window; the appeal is decided later
-    if P[O[T_OBJECTION_WINDOW] + er] > 0:
-        thr = mod(mod(P[O[T_OBJ_THR]], P[O[T_OBJ_MOD_EDU] + edu]), P[O[T_OBJ_MOD_INCOME] + inc])
+    if P[P[OFF_O + T_OBJECTION_WINDOW] + er] > 0:
+        thr = mod(mod(P[P[OFF_O + T_OBJ_THR]], P[P[OFF_O + T_OBJ_MOD_EDU] + edu]), P[P[OFF_O + T_OBJ_MOD_INCOME] + inc])
         if kind == 1:
-            thr = P[O[T_OBJ_THR]]
+            thr = P[P[OFF_O + T_OBJ_THR]]
         if u32(hr) < thr:
-            if S[S_APPEAL][li] == 0:
-                due = (t + P[O[T_APPEAL_DELAY] + er]) & 1023
+            if rec['appeal'] == 0:
+                due = (t + P[P[OFF_O + T_APPEAL_DELAY] + er]) & 1023
                 word = (a + 1) | (is_false << 7) | (ch << 8) | (due << 13) | ((entered & 255) << 23)
-                S[S_APPEAL][li] = np.uint32(word)
-                count(cnt, MO, cell, M_OBJECTIONS, 0, 1)
-                emit(ctx, ev, evpos, EV_OBJECTION, i, a, ch, is_true, 0)
+                rec['appeal'] = np.uint32(word)
+                count(P, cnt, cell, M_OBJECTIONS, 0, 1)
+                emit(ctx, ev, cnt, EV_OBJECTION, i, a, ch, is_true, 0)
             else:
-                count(cnt, MO, cell, M_OBJECTION_OVERFLOW, 0, 1)
-                emit(ctx, ev, evpos, EV_OBJECTION, i, a, ch, is_true, 1)
+                count(P, cnt, cell, M_OBJECTION_OVERFLOW, 0, 1)
+                emit(ctx, ev, cnt, EV_OBJECTION, i, a, ch, is_true, 1)
     return mem
 
 
 @register_jitable
-def deliver(i, li, a, ch, is_true, h, kind, scored, age, edu, inc, mem, P, O, D, S, ctx, cnt, MO, cell, ev, evpos):  # type: ignore[no-untyped-def]
+def deliver(i, li, a, ch, is_true, h, kind, scored, age, edu, inc, mem, P, rec, pub, ctx, cnt, cell, ev):  # type: ignore[no-untyped-def]
     """A channel makes a record: now, or after the channel's delay (one waiting slot)."""
-    delay = P[O[T_CHAN_DELAY] + ch]
+    delay = P[P[OFF_O + T_CHAN_DELAY] + ch]
     if delay > 0:
-        if S[S_DELAYED][li] == 0:
+        if rec['delayed'] == 0:
             due = (ctx[C_T] + delay) & 1023
-            S[S_DELAYED][li] = np.uint32((a + 1) | ((1 - is_true) << 7) | (ch << 8) | (due << 13))
+            rec['delayed'] = np.uint32((a + 1) | ((1 - is_true) << 7) | (ch << 8) | (due << 13))
             return mem
         # the waiting slot is taken: this record is processed on arrival (stated overflow rule)
-        count(cnt, MO, cell, M_DELAY_OVERFLOW, 0, 1)
-    return process_record(i, li, a, ch, is_true, 0, h, kind, scored, age, edu, inc, mem, P, O, D,
-                          S, ctx, cnt, MO, cell, ev, evpos)
+        count(P, cnt, cell, M_DELAY_OVERFLOW, 0, 1)
+    return process_record(i, li, a, ch, is_true, 0, h, kind, scored, age, edu, inc, mem, P, rec,
+                          pub, ctx, cnt, cell, ev)
 
 
 @register_jitable
-def trigger_holds(m, er, M, mem, grade, P, O):  # type: ignore[no-untyped-def]
+def trigger_holds(m, er, M, mem, grade, P):  # type: ignore[no-untyped-def]
     """Does measure m's trigger hold for a public word? Returns 0 no, 1 yes, 2 yes but only
     because of false records."""
-    lists = P[O[T_MEASURE_LISTS] + er * M + m]
+    lists = P[P[OFF_O + T_MEASURE_LISTS] + er * M + m]
     hit = mem & lists & 255
-    glo = P[O[T_MEASURE_GRADE_LO] + er * M + m]
+    glo = P[P[OFF_O + T_MEASURE_GRADE_LO] + er * M + m]
     held = 0
     honest = 0
     if hit != 0:
@@ -533,7 +668,7 @@ def trigger_holds(m, er, M, mem, grade, P, O):  # type: ignore[no-untyped-def]
         if (hit & ~(mem >> 8)) != 0:
             honest = 1
     if glo >= 0:
-        ghi = P[O[T_MEASURE_GRADE_HI] + er * M + m]
+        ghi = P[P[OFF_O + T_MEASURE_GRADE_HI] + er * M + m]
         g = (grade >> 0) & 15
         if g != NO_GRADE and glo <= g <= ghi:
             held = 1
@@ -552,33 +687,32 @@ def pub_grades(p):  # type: ignore[no-untyped-def]
 
 
 @register_jitable
-def decide(i, li, s, kind, age, mem, grades, er, P, O, D, S, ctx, rep, popt):  # type: ignore[no-untyped-def]
+def decide(i, li, s, kind, age, mem, grades, er, P, st, pub, ctx, rep, popt):  # type: ignore[no-untyped-def]
     """Decide one service request. Returns outcome * 2**20 + (measure + 1) * 2 + wrongful.
 
     Members of the group are looked up only when a measure reaches through them."""
-    M = D[D_M]
-    pub = S[S_PUB]
+    M = P[D_M]
     par = ctx[C_T] & 1
-    bands = S[S_BANDS]
     best_deny = -1
     deny_wrong = 1
     best_fast = -1
-    for m in range(M):
-        if P[O[T_MEASURE_SERVICE] + m] != s or P[O[T_MEASURE_ACTIVE] + er * M + m] == 0:
+    for mi in range(P[P[OFF_O + T_SVC_NMEASURES] + s]):
+        m = P[P[OFF_O + T_SVC_MEASURES] + s * M + mi]
+        if P[P[OFF_O + T_MEASURE_ACTIVE] + er * M + m] == 0:
             continue
-        reach = P[O[T_MEASURE_REACH] + er * M + m]
+        reach = P[P[OFF_O + T_MEASURE_REACH] + er * M + m]
         res = 0
         if reach & 1:
-            res = trigger_holds(m, er, M, mem, grades, P, O)
+            res = trigger_holds(m, er, M, mem, grades, P)
         if res != 1 and (reach & 2) and kind == 0 and age == 0:
             # a child: the measure reads the household's adults as of the start of the day
             hh_lo, hh_hi = household_range(i, popt)
             for j in range(hh_lo, hh_hi):
                 lj = loc(j, ctx)
-                if j == i or ((np.int64(bands[lj]) >> 4) & 3) == 0:
+                if j == i or ((np.int64(st[lj]['bands']) >> 4) & 3) == 0:
                     continue
                 pj = np.int64(pub[par, lj])
-                rj = trigger_holds(m, er, M, pj & 65535, pub_grades(pj), P, O)
+                rj = trigger_holds(m, er, M, pj & 65535, pub_grades(pj), P)
                 if rj == 1 or (rj == 2 and res == 0):
                     res = rj
         if res != 1 and (reach & 4) and kind == 0:
@@ -586,17 +720,17 @@ def decide(i, li, s, kind, age, mem, grades, er, P, O, D, S, ctx, rep, popt):  #
             b_lo, b_hi = represented_range(i, rep)
             for b in range(b_lo, b_hi):
                 pb = np.int64(pub[par, ctx[C_CHI] - ctx[C_CLO] + b])
-                rb = trigger_holds(m, er, M, pb & 65535, pub_grades(pb), P, O)
+                rb = trigger_holds(m, er, M, pb & 65535, pub_grades(pb), P)
                 if rb == 1 or (rb == 2 and res == 0):
                     res = rb
         if res != 1 and (reach & 8) and kind == 1:
             pr = np.int64(pub[par, loc(np.int64(rep[li - (ctx[C_CHI] - ctx[C_CLO])]), ctx)])
-            rr = trigger_holds(m, er, M, pr & 65535, pub_grades(pr), P, O)
+            rr = trigger_holds(m, er, M, pr & 65535, pub_grades(pr), P)
             if rr == 1 or (rr == 2 and res == 0):
                 res = rr
         if res == 0:
             continue
-        if P[O[T_MEASURE_EFFECT] + m] == 0:
+        if P[P[OFF_O + T_MEASURE_EFFECT] + m] == 0:
             if best_deny < 0 or (deny_wrong == 1 and res == 1):
                 best_deny = m
                 deny_wrong = 1 if res == 2 else 0
@@ -612,7 +746,7 @@ def decide(i, li, s, kind, age, mem, grades, er, P, O, D, S, ctx, rep, popt):  #
 
 
 @register_jitable(inline="always")
-def step_subject(i, li, P, O, D, MO, ctx, keys, S, rep, popt, cnt, ev, evpos):  # type: ignore[no-untyped-def]
+def step_subject(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-untyped-def]
     """One subject, one day: DESIGN 3's phases 1-9 for subject i.
 
     Most subject-days nothing happens: no act, no record, no request, nothing pending, no
@@ -620,23 +754,34 @@ def step_subject(i, li, P, O, D, MO, ctx, keys, S, rep, popt, cnt, ev, evpos):  
     the full step would and carries the public word over unchanged, exactly as the full
     step would have; everything else takes :func:`step_full`."""
     if ctx[C_BUSY] == 0:
-        pub = S[S_PUB]
-        par = ctx[C_T] & 1
+        t = ctx[C_T]
+        par = t & 1
         p_in = np.int64(pub[par, li])
-        if (p_in & QUIET_MASK) == 0 and S[S_DELAYED][li] == 0 and S[S_APPEAL][li] == 0 \
-                and S[S_OBLIG][li] == 0:
-            rk = np.int64(S[S_REGION][li]) * 2 + (1 if i >= ctx[C_NCIT] else 0)
-            h = rng.subject_hash(keys[K_ACTS], np.uint64(i))
-            if u32(h) >= P[O[T_ACT_TOTAL] + rk] and u32lo(h) >= P[O[T_PAIR_TOTAL] + rk]:
-                h2 = rng.subject_hash(keys[K_SVC], np.uint64(i))
-                if u32(h2) >= P[O[T_SVC_TOTAL] + rk]:
-                    pub[1 - par, li] = np.uint32(p_in)
-                    return
-    step_full(i, li, P, O, D, MO, ctx, keys, S, rep, popt, cnt, ev, evpos)
+        if (p_in & QUIET_MASK) == 0:
+            rec = st[li]
+            w = np.int64(rec['delayed'])
+            due = w != 0 and ((w >> 13) & 1023) == (t & 1023)
+            w = np.int64(rec['appeal'])
+            due = due or (w != 0 and ((w >> 13) & 1023) == (t & 1023))
+            if not due:
+                rk = np.int64(rec['region']) * 2 + (1 if i >= ctx[C_NCIT] else 0)
+                h = rng.subject_hash(key_of(ctx, C_KEY_ACTS), np.uint64(i))
+                if u32(h) >= P[P[OFF_O + T_ACT_TOTAL] + rk] and \
+                        u32lo(h) >= P[P[OFF_O + T_PAIR_TOTAL] + rk]:
+                    ob = np.int64(rec['counts']) >> 4
+                    # the repayment draw is the full step's own, so skipping is exact
+                    if ob == 0 or u32(rng.sub_hash(h, np.uint64(DRAW_REPAY))) >= \
+                            P[P[OFF_O + T_REPAY_THR]]:
+                        h2 = rng.subject_hash(key_of(ctx, C_KEY_SVC), np.uint64(i))
+                        rb = (rk << 8) | np.int64(rec['bands'])
+                        if u32(h2) >= P[P[OFF_O + T_SVC_TOTAL_B] + rb]:
+                            pub[1 - par, li] = np.uint32(p_in)
+                            return
+    step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev)
 
 
 @register_jitable
-def step_full(i, li, P, O, D, MO, ctx, keys, S, rep, popt, cnt, ev, evpos):  # type: ignore[no-untyped-def]
+def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-untyped-def]
     """The full day step of DESIGN 3 for subject i.
 
     ``rep`` holds each business's legal representative and ``popt`` the population tables
@@ -646,15 +791,16 @@ def step_full(i, li, P, O, D, MO, ctx, keys, S, rep, popt, cnt, ev, evpos):  # t
     year = ctx[C_YEAR]
     month = ctx[C_MONTH]
     par = t & 1
-    R = D[D_R]
-    A = D[D_A]
-    L = D[D_L]
-    Sv = D[D_S]
-    NP = D[D_P]
+    R = P[D_R]
+    A = P[D_A]
+    L = P[D_L]
+    Sv = P[D_S]
+    NP = P[D_P]
     C = ctx[C_NCIT]
     kind = 1 if i >= C else 0
-    r = np.int64(S[S_REGION][li])
-    bnd = np.int64(S[S_BANDS][li])
+    rec = st[li]
+    r = np.int64(rec['region'])
+    bnd = np.int64(rec['bands'])
     inc = bnd & 3
     edu = (bnd >> 2) & 3
     age = (bnd >> 4) & 3
@@ -667,232 +813,229 @@ def step_full(i, li, P, O, D, MO, ctx, keys, S, rep, popt, cnt, ev, evpos):  # t
     er = e * R + r
     erk = er * 2 + kind
     cell = (r * 2 + kind) * (CELLS_PER_REGION // 2) + (inc * 2 + urb if kind == 0 else inc)
-    pub = S[S_PUB]
     p_in = np.int64(pub[par, li])
     # tomorrow's word is scratch space today: a record that forces a grade writes it there
     pub[1 - par, li] = np.uint32(0)
     if ctx[C_FIRST]:
-        count(cnt, MO, cell, M_SUBJECTS, 0, 1)
-        count(cnt, MO, cell, M_GRADE_COUNT, NO_GRADE, 1)
+        count(P, cnt, cell, M_SUBJECTS, 0, 1)
+        count(P, cnt, cell, M_GRADE_COUNT, NO_GRADE, 1)
         p_in = (NO_GRADE << 16) | (NO_GRADE << 20)
     mem = p_in & 65535
     was_scored = (p_in >> 29) & 1
     old_grade = (p_in >> 16) & 15
     forced = (p_in >> 24) & 31
-    scored = P[O[T_SCORING] + erk] != 0
+    scored = P[P[OFF_O + T_SCORING] + erk] != 0
     if scored and kind == 0:
-        if age < P[O[T_MIN_AGE_BAND] + er]:
+        if age < P[P[OFF_O + T_MIN_AGE_BAND] + er]:
             scored = False
-        elif consent == 0 and P[O[T_CONSENT_REQUIRED] + er] != 0:
+        elif consent == 0 and P[P[OFF_O + T_CONSENT_REQUIRED] + er] != 0:
             scored = False
-    score = S[S_SCORE]
     recalc = False
     # phase 3 (calendar part): points expire at the turn of the year; yearly counters reset
     if ctx[C_YEAR_START]:
         k = (year - 1) & 1
-        expired = np.int64(S[S_PTS][li, k])
+        expired = get_pts(rec, k)
         if expired != 0 and was_scored:
-            old = np.int64(score[li])
+            old = np.int64(rec['score'])
             new = old - expired
-            lo = P[O[T_SCORE_FLOOR] + erk]
-            hi = P[O[T_SCORE_CEILING] + erk]
+            lo = P[P[OFF_O + T_SCORE_FLOOR] + erk]
+            hi = P[P[OFF_O + T_SCORE_CEILING] + erk]
             new = lo if new < lo else (hi if new > hi else new)
-            score[li] = np.int16(new)
-            count(cnt, MO, cell, M_EXPIRED_POINTS, 0, 1)
-            count(cnt, MO, cell, M_SCORE_SUM, 0, new - old)
-            emit(ctx, ev, evpos, EV_LEDGER, i, RULE_EXPIRY, new - old, new, 0)
+            rec['score'] = np.int16(new)
+            count(P, cnt, cell, M_EXPIRED_POINTS, 0, 1)
+            count(P, cnt, cell, M_SCORE_SUM, 0, new - old)
+            emit(ctx, ev, cnt, EV_LEDGER, i, RULE_EXPIRY, new - old, new, 0)
             recalc = True
-        S[S_PTS][li, k] = np.int16(0)
-        S[S_FPTS][li, k] = np.int16(0)
-        S[S_CAPS][li, 0] = np.uint8(0)
-        S[S_CAPS][li, 1] = np.uint8(0)
-        S[S_OFFENCES][li] = np.uint8(0)
+        add_pts(rec, k, -get_pts(rec, k))
+        add_fp(rec, k, -get_fp(rec, k))
+        rec['cap0'] = np.uint8(0)
+        rec['cap1'] = np.uint8(0)
+        rec['counts'] = np.uint8(np.int64(rec['counts']) & 240)
     # scoring starts or stops (consent rules can change mid-run)
     if scored and not was_scored:
-        start = P[O[T_SCORE_START] + erk]
-        score[li] = np.int16(start)
-        S[S_PTS][li, 0] = np.int16(0)
-        S[S_PTS][li, 1] = np.int16(0)
-        S[S_FPTS][li, 0] = np.int16(0)
-        S[S_FPTS][li, 1] = np.int16(0)
-        count(cnt, MO, cell, M_SCORED, 0, 1)
-        count(cnt, MO, cell, M_SCORE_SUM, 0, start)
-        emit(ctx, ev, evpos, EV_LEDGER, i, RULE_START, 0, start, 0)
+        start = P[P[OFF_O + T_SCORE_START] + erk]
+        rec['score'] = np.int16(start)
+        rec['pts0'] = np.int16(0)
+        rec['pts1'] = np.int16(0)
+        rec['fp0'] = np.int16(0)
+        rec['fp1'] = np.int16(0)
+        count(P, cnt, cell, M_SCORED, 0, 1)
+        count(P, cnt, cell, M_SCORE_SUM, 0, start)
+        emit(ctx, ev, cnt, EV_LEDGER, i, RULE_START, 0, start, 0)
         recalc = True
     elif was_scored and not scored:
-        count(cnt, MO, cell, M_SCORED, 0, -1)
-        count(cnt, MO, cell, M_SCORE_SUM, 0, -np.int64(score[li]))
-        score[li] = np.int16(0)
-    h = rng.subject_hash(keys[K_ACTS], np.uint64(i))
+        count(P, cnt, cell, M_SCORED, 0, -1)
+        count(P, cnt, cell, M_SCORE_SUM, 0, -np.int64(rec['score']))
+        rec['score'] = np.int16(0)
+    h = rng.subject_hash(key_of(ctx, C_KEY_ACTS), np.uint64(i))
     # phase 1: acts (the truth). One draw places the subject in at most one act's interval;
     # each act's interval has a fixed place, so one act's rate never moves another's draws.
     u = u32(h)
-    if u < P[O[T_ACT_TOTAL] + r * 2 + kind]:
-        for a in range(A):
-            if P[O[T_ACT_KIND] + a] != kind:
+    if u < P[P[OFF_O + T_ACT_TOTAL] + r * 2 + kind]:
+        a0 = find_interval(P, T_ACT_INDEX, T_ACT_COUNT, T_ACT_BASE, T_ACT_MAX, r, kind, A, u)
+        for a in range(max(a0, 0), a0 + 1):
+            if P[P[OFF_O + T_ACT_KIND] + a] != kind:
                 continue
-            base = P[O[T_ACT_BASE] + r * A + a]
-            if u < base or u >= base + P[O[T_ACT_MAX] + r * A + a]:
+            base = P[P[OFF_O + T_ACT_BASE] + r * A + a]
+            if u < base or u >= base + P[P[OFF_O + T_ACT_MAX] + r * A + a]:
                 continue
             m = 256
             if kind == 0:
-                m = mod(m, P[O[T_ACT_MOD_INCOME] + a * 4 + inc])
-                m = mod(m, P[O[T_ACT_MOD_EDU] + a * 4 + edu])
-                m = mod(m, P[O[T_ACT_MOD_AGE] + a * 4 + age])
-                m = mod(m, P[O[T_ACT_MOD_URBAN] + a * 2 + urb])
+                m = mod(m, P[P[OFF_O + T_ACT_MOD_INCOME] + a * 4 + inc])
+                m = mod(m, P[P[OFF_O + T_ACT_MOD_EDU] + a * 4 + edu])
+                m = mod(m, P[P[OFF_O + T_ACT_MOD_AGE] + a * 4 + age])
+                m = mod(m, P[P[OFF_O + T_ACT_MOD_URBAN] + a * 2 + urb])
             else:
-                m = mod(m, P[O[T_ACT_MOD_INCOME] + a * 4 + inc])
-            m = mod(m, P[O[T_ACT_MOD_POLICY] + er * A + a])
+                m = mod(m, P[P[OFF_O + T_ACT_MOD_INCOME] + a * 4 + inc])
+            m = mod(m, P[P[OFF_O + T_ACT_MOD_POLICY] + er * A + a])
             if (mem & 255) != 0:
-                m = mod(m, P[O[T_ACT_MOD_LISTED] + a])
-            cap = P[O[T_MOD_CAP]]
+                m = mod(m, P[P[OFF_O + T_ACT_MOD_LISTED] + a])
+            cap = P[P[OFF_O + T_MOD_CAP]]
             if m > cap:
                 m = cap
-            if u - base < mod(P[O[T_ACT_THR] + r * A + a], m):
-                ob = P[O[T_ACT_OBLIGATION] + a]
+            if u - base < mod(P[P[OFF_O + T_ACT_THR] + r * A + a], m):
+                ob = P[P[OFF_O + T_ACT_OBLIGATION] + a]
                 if ob != 0:
-                    o = np.int64(S[S_OBLIG][li])
-                    if o < 255:
-                        S[S_OBLIG][li] = np.uint8(o + 1)
-                    count(cnt, MO, cell, M_OBLIGATIONS_CREATED, 0, 1)
-                count(cnt, MO, cell, M_ACTS, a, 1)
-                emit(ctx, ev, evpos, EV_ACT, i, a, ob, 0, 0)
+                    o = (np.int64(rec['counts']) >> 4)
+                    if o < 15:
+                        rec['counts'] = np.uint8((np.int64(rec['counts']) & 15) | ((o + 1) << 4))
+                    count(P, cnt, cell, M_OBLIGATIONS_CREATED, 0, 1)
+                count(P, cnt, cell, M_ACTS, a, 1)
+                emit(ctx, ev, cnt, EV_ACT, i, a, ob, 0, 0)
                 # phase 2: the first channel that sees it makes a record
                 for k in range(MAX_ACT_CHANNELS):
-                    ch = P[O[T_ACT_CHANNELS] + a * MAX_ACT_CHANNELS + k]
+                    ch = P[P[OFF_O + T_ACT_CHANNELS] + a * MAX_ACT_CHANNELS + k]
                     if ch < 0:
                         break
                     hc = rng.sub_hash(h, np.uint64(DRAW_CHANNEL + a * 32 + ch))
-                    if u32(hc) < P[O[T_CHAN_COV] + ch * R + r]:
-                        mem = deliver(i, li, a, ch, 1, h, kind, scored, age, edu, inc, mem, P, O, D,
-                                      S, ctx, cnt, MO, cell, ev, evpos)
+                    if u32(hc) < P[P[OFF_O + T_CHAN_COV] + ch * R + r]:
+                        mem = deliver(i, li, a, ch, 1, h, kind, scored, age, edu, inc, mem, P,
+                                      rec, pub, ctx, cnt, cell, ev)
                         break
             break
     # phase 2: false records (acts that did not happen, misidentification)
     u = u32lo(h)
-    if u < P[O[T_PAIR_TOTAL] + r * 2 + kind]:
-        for p in range(NP):
-            if P[O[T_PAIR_KIND] + p] != kind:
+    if u < P[P[OFF_O + T_PAIR_TOTAL] + r * 2 + kind]:
+        p0 = find_interval(P, T_PAIR_INDEX, T_PAIR_COUNT, T_PAIR_BASE, T_PAIR_MAX, r, kind, NP, u)
+        for p in range(max(p0, 0), p0 + 1):
+            if P[P[OFF_O + T_PAIR_KIND] + p] != kind:
                 continue
-            base = P[O[T_PAIR_BASE] + r * NP + p]
-            if u < base or u >= base + P[O[T_PAIR_MAX] + r * NP + p]:
+            base = P[P[OFF_O + T_PAIR_BASE] + r * NP + p]
+            if u < base or u >= base + P[P[OFF_O + T_PAIR_MAX] + r * NP + p]:
                 continue
-            ch = P[O[T_PAIR_CHAN] + p]
-            thr = P[O[T_PAIR_THR] + r * NP + p]
-            mis = P[O[T_PAIR_MISID] + r * NP + p]
+            ch = P[P[OFF_O + T_PAIR_CHAN] + p]
+            thr = P[P[OFF_O + T_PAIR_THR] + r * NP + p]
+            mis = P[P[OFF_O + T_PAIR_MISID] + r * NP + p]
             if mis > 0 and kind == 0:
-                mis = mod(mod(mis, P[O[T_CHAN_MISID_AGE] + ch * 4 + age]),
-                          P[O[T_CHAN_MISID_INCOME] + ch * 4 + inc])
+                mis = mod(mod(mis, P[P[OFF_O + T_CHAN_MISID_AGE] + ch * 4 + age]),
+                          P[P[OFF_O + T_CHAN_MISID_INCOME] + ch * 4 + inc])
             if u - base < thr + mis:
-                mem = deliver(i, li, P[O[T_PAIR_ACT] + p], ch, 0, h, kind, scored, age, edu, inc, mem,
-                              P, O, D, S, ctx, cnt, MO, cell, ev, evpos)
+                mem = deliver(i, li, P[P[OFF_O + T_PAIR_ACT] + p], ch, 0, h, kind, scored, age, edu, inc, mem,
+                              P, rec, pub, ctx, cnt, cell, ev)
             break
     # delayed records that are due today
-    w = np.int64(S[S_DELAYED][li])
+    w = np.int64(rec['delayed'])
     if w != 0 and ((w >> 13) & 1023) == (t & 1023):
-        S[S_DELAYED][li] = np.uint32(0)
+        rec['delayed'] = np.uint32(0)
         mem = process_record(i, li, (w & 127) - 1, (w >> 8) & 31, 1 - ((w >> 7) & 1), 1, h, kind,
-                             scored, age, edu, inc, mem, P, O, D, S, ctx, cnt, MO, cell, ev, evpos)
+                             scored, age, edu, inc, mem, P, rec, pub, ctx, cnt, cell, ev)
     # phase 3: appeals decided today
-    w = np.int64(S[S_APPEAL][li])
+    w = np.int64(rec['appeal'])
     if w != 0 and ((w >> 13) & 1023) == (t & 1023):
-        S[S_APPEAL][li] = np.uint32(0)
+        rec['appeal'] = np.uint32(0)
         a = (w & 127) - 1
         is_false = (w >> 7) & 1
         ch = (w >> 8) & 31
         ha = rng.sub_hash(h, np.uint64(DRAW_APPEAL))
-        thr = P[O[T_APPEAL_WIN_FALSE_THR] + er] if is_false else P[O[T_APPEAL_WIN_TRUE_THR] + er]
+        thr = P[P[OFF_O + T_APPEAL_WIN_FALSE_THR] + er] if is_false else P[P[OFF_O + T_APPEAL_WIN_TRUE_THR] + er]
         won = u32(ha) < thr
         if won:
             if is_false:
-                count(cnt, MO, cell, M_APPEALS_WON_FALSE, 0, 1)
+                count(P, cnt, cell, M_APPEALS_WON_FALSE, 0, 1)
             else:
-                count(cnt, MO, cell, M_APPEALS_WON_TRUE, 0, 1)
+                count(P, cnt, cell, M_APPEALS_WON_TRUE, 0, 1)
             if scored:
-                p = P[O[T_ACT_POINTS] + er * A + a]
+                p = P[P[OFF_O + T_ACT_POINTS] + er * A + a]
                 if p != 0:
-                    apply_points(i, li, -p, RULE_APPEAL, is_false, P[O[T_ACT_VALIDITY] + er * A + a],
-                                 year, erk, P, O, S, cnt, MO, cell, ctx, ev, evpos)
+                    apply_points(i, li, -p, RULE_APPEAL, is_false, P[P[OFF_O + T_ACT_VALIDITY] + er * A + a],
+                                 year, erk, P, rec, cnt, cell, ctx, ev)
                     recalc = True
             entered = (w >> 23) & 255
             for lst in range(L):
                 if (entered >> lst) & 1:
-                    s = find_slot(S[S_SLOT_LIST], li, lst)
+                    s = find_slot(rec, lst)
                     if s >= 0:
-                        mem = list_exit(i, li, s, EXIT_APPEAL, 3, mem, S, cnt, MO, cell, ctx, ev, evpos)
-            if forced != 0 and P[O[T_OVERRIDE_GRADE] + er * A + a] >= 0:
+                        mem = list_exit(i, li, s, EXIT_APPEAL, 3, mem, P, rec, cnt, cell, ctx, ev)
+            if forced != 0 and P[P[OFF_O + T_OVERRIDE_GRADE] + er * A + a] >= 0:
                 forced = 0
-                S[S_OVR][li] = np.uint16(0)
+                rec['ovr'] = np.uint16(0)
                 recalc = True
         else:
             if is_false:
-                count(cnt, MO, cell, M_APPEALS_LOST_FALSE, 0, 1)
+                count(P, cnt, cell, M_APPEALS_LOST_FALSE, 0, 1)
             else:
-                count(cnt, MO, cell, M_APPEALS_LOST_TRUE, 0, 1)
-        emit(ctx, ev, evpos, EV_APPEAL, i, a, ch, 1 - is_false, 1 if won else 0)
+                count(P, cnt, cell, M_APPEALS_LOST_TRUE, 0, 1)
+        emit(ctx, ev, cnt, EV_APPEAL, i, a, ch, 1 - is_false, 1 if won else 0)
     # obligations met at a repayment hazard; listing raises it (compliance under pressure)
-    ob = np.int64(S[S_OBLIG][li])
+    ob = (np.int64(rec['counts']) >> 4)
     if ob > 0:
-        thr = P[O[T_REPAY_THR]]
+        thr = P[P[OFF_O + T_REPAY_THR]]
         if (mem & 255) != 0:
-            thr = mod(thr, P[O[T_REPAY_LISTED_MOD]])
+            thr = mod(thr, P[P[OFF_O + T_REPAY_LISTED_MOD]])
         if u32(rng.sub_hash(h, np.uint64(DRAW_REPAY))) < thr:
             ob -= 1
-            S[S_OBLIG][li] = np.uint8(ob)
-            count(cnt, MO, cell, M_OBLIGATIONS_MET, 0, 1)
-            emit(ctx, ev, evpos, EV_REPAY, i, ob, 0, 0, 0)
+            rec['counts'] = np.uint8((np.int64(rec['counts']) & 15) | ((ob) << 4))
+            count(P, cnt, cell, M_OBLIGATIONS_MET, 0, 1)
+            emit(ctx, ev, cnt, EV_REPAY, i, ob, 0, 0, 0)
     # phase 6 (exits): terms served, obligations met, repair, lists abolished, moves
     if (mem & 255) != 0:
-        slot_list = S[S_SLOT_LIST]
-        slot_day = S[S_SLOT_DAY]
         for s in range(3):
-            v = np.int64(slot_list[li, s])
+            v = get_sl(rec, s)
             if v == 0:
                 continue
             lst = (v & 127) - 1
             ll = er * L + lst
-            term = P[O[T_LIST_TERM] + ll]
-            sd = np.int64(slot_day[li, s])
+            term = P[P[OFF_O + T_LIST_TERM] + ll]
+            sd = get_sd(rec, s)
             since = sd - term if term > 0 else sd
-            if P[O[T_LIST_ACTIVE] + ll] == 0:
-                mem = list_exit(i, li, s, EXIT_POLICY, 6, mem, S, cnt, MO, cell, ctx, ev, evpos)
+            if P[P[OFF_O + T_LIST_ACTIVE] + ll] == 0:
+                mem = list_exit(i, li, s, EXIT_POLICY, 6, mem, P, rec, cnt, cell, ctx, ev)
                 continue
             if term > 0 and t >= sd:
-                mem = list_exit(i, li, s, EXIT_TERM, 0, mem, S, cnt, MO, cell, ctx, ev, evpos)
+                mem = list_exit(i, li, s, EXIT_TERM, 0, mem, P, rec, cnt, cell, ctx, ev)
                 continue
-            if P[O[T_LIST_EXIT_OBLIGATION] + ll] != 0 and ob == 0 and t > since:
-                mem = list_exit(i, li, s, EXIT_OBLIGATION, 1, mem, S, cnt, MO, cell, ctx, ev, evpos)
+            if P[P[OFF_O + T_LIST_EXIT_OBLIGATION] + ll] != 0 and ob == 0 and t > since:
+                mem = list_exit(i, li, s, EXIT_OBLIGATION, 1, mem, P, rec, cnt, cell, ctx, ev)
                 continue
-            rmin = P[O[T_LIST_REPAIR_MIN] + ll]
+            rmin = P[P[OFF_O + T_LIST_REPAIR_MIN] + ll]
             if rmin > 0 and ob == 0 and t - since >= rmin:
                 hr = rng.sub_hash(h, np.uint64(DRAW_REPAIR + lst))
-                if u32(hr) < P[O[T_LIST_REPAIR_THR] + ll]:
-                    mem = list_exit(i, li, s, EXIT_REPAIR, 2, mem, S, cnt, MO, cell, ctx, ev, evpos)
+                if u32(hr) < P[P[OFF_O + T_LIST_REPAIR_THR] + ll]:
+                    mem = list_exit(i, li, s, EXIT_REPAIR, 2, mem, P, rec, cnt, cell, ctx, ev)
                     continue
             # time on this list leads to another (e.g. abnormal operations -> serious list)
             for l2 in range(L):
-                if P[O[T_LIST_FROM] + er * L + l2] != lst or ((mem >> l2) & 1) != 0:
+                if P[P[OFF_O + T_LIST_FROM] + er * L + l2] != lst or ((mem >> l2) & 1) != 0:
                     continue
-                if P[O[T_LIST_ACTIVE] + er * L + l2] == 0:
+                if P[P[OFF_O + T_LIST_ACTIVE] + er * L + l2] == 0:
                     continue
-                if t - since >= P[O[T_LIST_FROM_DAYS] + er * L + l2]:
+                if t - since >= P[P[OFF_O + T_LIST_FROM_DAYS] + er * L + l2]:
                     fc = (v >> 7) & 1
-                    mem = list_enter(i, li, l2, fc, P[O[T_LIST_FROM_RULE] + er * L + l2], t, er, mem,
-                                     P, O, D, S, cnt, MO, cell, ctx, ev, evpos)
-                    if P[O[T_LIST_FROM_MOVES] + er * L + l2] != 0 and slot_list[li, s] != 0:
-                        mem = list_exit(i, li, s, EXIT_MOVED, 5, mem, S, cnt, MO, cell, ctx, ev,
-                                        evpos)
+                    mem = list_enter(i, li, l2, fc, P[P[OFF_O + T_LIST_FROM_RULE] + er * L + l2], t, er, mem,
+                                     P, rec, cnt, cell, ctx, ev)
+                    if P[P[OFF_O + T_LIST_FROM_MOVES] + er * L + l2] != 0 and get_sl(rec, s) != 0:
+                        mem = list_exit(i, li, s, EXIT_MOVED, 5, mem, P, rec, cnt, cell, ctx, ev)
                         break
     # phase 5: grades at the policy's cadence, forced grades
     nf = (np.int64(pub[1 - par, li]) >> 24) & 31
     if nf != 0:
         forced = nf
         recalc = True
-    ovr_until = np.int64(S[S_OVR][li])
+    ovr_until = np.int64(rec['ovr'])
     if forced != 0 and t >= ovr_until:
         forced = 0
         recalc = True
-    cad = P[O[T_CADENCE] + erk]
+    cad = P[P[OFF_O + T_CADENCE] + erk]
     if cad == 0 or (cad == 1 and ctx[C_MONTH_START]) or (cad == 2 and ctx[C_YEAR_START]):
         recalc = True
     grade = old_grade
@@ -901,10 +1044,10 @@ def step_full(i, li, P, O, D, MO, ctx, keys, S, rep, popt, cnt, ev, evpos):  # t
         grade = NO_GRADE
         honest = NO_GRADE
     elif recalc or old_grade == NO_GRADE:
-        sc = np.int64(score[li])
-        grade = grade_of(P, O, D, erk, sc)
-        fp = np.int64(S[S_FPTS][li, 0]) + np.int64(S[S_FPTS][li, 1])
-        honest = grade_of(P, O, D, erk, sc - fp)
+        sc = np.int64(rec['score'])
+        grade = grade_of(P, erk, sc)
+        fp = np.int64(rec['fp0']) + np.int64(rec['fp1'])
+        honest = grade_of(P, erk, sc - fp)
         if forced != 0:
             fg = forced & 15
             if fg > 0 and fg - 1 > grade:
@@ -912,57 +1055,47 @@ def step_full(i, li, P, O, D, MO, ctx, keys, S, rep, popt, cnt, ev, evpos):  # t
             if ((forced >> 4) & 1) == 0 and fg > 0 and fg - 1 > honest:
                 honest = fg - 1
     if grade != old_grade:
-        count(cnt, MO, cell, M_GRADE_COUNT, old_grade, -1)
-        count(cnt, MO, cell, M_GRADE_COUNT, grade, 1)
-        emit(ctx, ev, evpos, EV_GRADE, i, old_grade, grade, -1, honest)
+        count(P, cnt, cell, M_GRADE_COUNT, old_grade, -1)
+        count(P, cnt, cell, M_GRADE_COUNT, grade, 1)
+        emit(ctx, ev, cnt, EV_GRADE, i, old_grade, grade, -1, honest)
     # lists entered and left by grade (only when grades are recalculated)
     if recalc or grade != old_grade:
         for lst in range(L):
             ll = er * L + lst
-            glo = P[O[T_LIST_GRADE_LO] + ll]
-            if glo < 0 or P[O[T_LIST_ACTIVE] + ll] == 0:
+            glo = P[P[OFF_O + T_LIST_GRADE_LO] + ll]
+            if glo < 0 or P[P[OFF_O + T_LIST_ACTIVE] + ll] == 0:
                 continue
-            if P[O[T_LIST_SUBJECT_KIND] + lst] != kind:
+            if P[P[OFF_O + T_LIST_SUBJECT_KIND] + lst] != kind:
                 continue
-            ghi = P[O[T_LIST_GRADE_HI] + ll]
+            ghi = P[P[OFF_O + T_LIST_GRADE_HI] + ll]
             inside = grade != NO_GRADE and glo <= grade <= ghi
             on = (mem >> lst) & 1
             if inside and on == 0:
                 fc = 0 if (honest != NO_GRADE and glo <= honest <= ghi) else 1
-                mem = list_enter(i, li, lst, fc, P[O[T_LIST_GRADE_RULE] + ll], t, er, mem, P, O, D,
-                                 S, cnt, MO, cell, ctx, ev, evpos)
+                mem = list_enter(i, li, lst, fc, P[P[OFF_O + T_LIST_GRADE_RULE] + ll], t, er, mem, P,
+                                 rec, cnt, cell, ctx, ev)
             elif not inside and on != 0:
-                s = find_slot(S[S_SLOT_LIST], li, lst)
-                if s >= 0 and P[O[T_LIST_TERM] + ll] == 0:
-                    mem = list_exit(i, li, s, EXIT_GRADE, 4, mem, S, cnt, MO, cell, ctx, ev, evpos)
+                s = find_slot(rec, lst)
+                if s >= 0 and P[P[OFF_O + T_LIST_TERM] + ll] == 0:
+                    mem = list_exit(i, li, s, EXIT_GRADE, 4, mem, P, rec, cnt, cell, ctx, ev)
     grades = (grade & 15) | ((honest & 15) << 4)
     # phase 7-8: service requests and decisions (others are read as of the start of the day)
-    h2 = rng.subject_hash(keys[K_SVC], np.uint64(i))
+    h2 = rng.subject_hash(key_of(ctx, C_KEY_SVC), np.uint64(i))
     u = u32(h2)
-    if u < P[O[T_SVC_TOTAL] + r * 2 + kind]:
-        for s in range(Sv):
-            if P[O[T_SVC_KIND] + s] != kind:
-                continue
-            base = P[O[T_SVC_BASE] + r * Sv + s]
-            if u < base or u >= base + P[O[T_SVC_MAX] + r * Sv + s]:
-                continue
-            if ((P[O[T_SVC_MONTHS] + s] >> (month - 1)) & 1) == 0:
+    rb = ((r * 2 + kind) << 8) | bnd
+    if u < P[P[OFF_O + T_SVC_TOTAL_B] + rb]:
+        s0 = find_service(P, rb, Sv, u)
+        for s in range(max(s0, 0), s0 + 1):
+            if ((P[P[OFF_O + T_SVC_MONTHS] + s] >> (month - 1)) & 1) == 0:
                 break
-            if kind == 0 and ((P[O[T_SVC_AGES] + s] >> age) & 1) == 0:
-                break
-            thr = P[O[T_SVC_THR] + r * Sv + s]
-            if kind == 0:
-                thr = mod(mod(thr, P[O[T_SVC_MOD_INCOME] + s * 4 + inc]),
-                          P[O[T_SVC_MOD_URBAN] + s * 2 + urb])
-            else:
-                thr = mod(thr, P[O[T_SVC_MOD_INCOME] + s * 4 + inc])
             if (mem & 255) != 0:
                 # a subject who knows it is listed asks less
-                if u32lo(rng.sub_hash(h2, np.uint64(DRAW_AWARE))) < P[O[T_AWARE_THR]]:
-                    thr = mod(thr, P[O[T_LISTED_REQUEST_FACTOR]])
-            if u - base >= thr:
-                break
-            res = decide(i, li, s, kind, age, mem, grades, er, P, O, D, S, ctx, rep, popt)
+                if u32lo(rng.sub_hash(h2, np.uint64(DRAW_AWARE))) < P[P[OFF_O + T_AWARE_THR]]:
+                    thr = mod(P[P[OFF_O + T_SVC_THR_B] + rb * Sv + s],
+                              P[P[OFF_O + T_LISTED_REQUEST_FACTOR]])
+                    if u - P[P[OFF_O + T_SVC_BASE_B] + rb * Sv + s] >= thr:
+                        break
+            res = decide(i, li, s, kind, age, mem, grades, er, P, st, pub, ctx, rep, popt)
             outcome = res // 1048576
             meas = ((res % 1048576) // 2) - 1
             wrong = res & 1
@@ -970,24 +1103,24 @@ def step_full(i, li, P, O, D, MO, ctx, keys, S, rep, popt, cnt, ev, evpos):  # t
             if outcome == OUT_DENIED:
                 for k in range(RETRY_MAX):
                     hk = rng.sub_hash(h2, np.uint64(DRAW_RETRY + k))
-                    if u32(hk) >= P[O[T_SVC_RETRY_THR] + s]:
+                    if u32(hk) >= P[P[OFF_O + T_SVC_RETRY_THR] + s]:
                         break
                     attempts += 1
-                count(cnt, MO, cell, M_RETRIES, 0, attempts - 1)
-            count(cnt, MO, cell, M_REQUESTS, 0, attempts)
-            count(cnt, MO, cell, M_DECISIONS, s * 3 + outcome, attempts)
+                count(P, cnt, cell, M_RETRIES, 0, attempts - 1)
+            count(P, cnt, cell, M_REQUESTS, 0, attempts)
+            count(P, cnt, cell, M_DECISIONS, s * 3 + outcome, attempts)
             if meas >= 0:
-                count(cnt, MO, cell, M_MEASURE_FIRED, meas, attempts)
+                count(P, cnt, cell, M_MEASURE_FIRED, meas, attempts)
             if wrong:
-                count(cnt, MO, cell, M_WRONGFUL, s, attempts)
+                count(P, cnt, cell, M_WRONGFUL, s, attempts)
             for k in range(attempts):
-                emit(ctx, ev, evpos, EV_DECISION, i, s, outcome, meas, wrong)
+                emit(ctx, ev, cnt, EV_DECISION, i, s, outcome, meas, wrong)
             # economic consequences: a denied job or loan can lower the income band
-            if outcome == OUT_DENIED and kind == 0 and P[O[T_SVC_ECONOMIC] + s] != 0 and inc > 0:
-                if u32(rng.sub_hash(h2, np.uint64(DRAW_ECON))) < P[O[T_ECON_DROP_THR]]:
-                    S[S_BANDS][li] = np.uint8((bnd & ~3) | (inc - 1))
-                    count(cnt, MO, cell, M_INCOME_DROPS, 0, 1)
-                    emit(ctx, ev, evpos, EV_INCOME, i, inc, inc - 1, 0, 0)
+            if outcome == OUT_DENIED and kind == 0 and P[P[OFF_O + T_SVC_ECONOMIC] + s] != 0 and inc > 0:
+                if u32(rng.sub_hash(h2, np.uint64(DRAW_ECON))) < P[P[OFF_O + T_ECON_DROP_THR]]:
+                    rec['bands'] = np.uint8((bnd & ~3) | (inc - 1))
+                    count(P, cnt, cell, M_INCOME_DROPS, 0, 1)
+                    emit(ctx, ev, cnt, EV_INCOME, i, inc, inc - 1, 0, 0)
             break
     # phase 9: tomorrow's public word
     out = (mem & 65535) | ((grade & 15) << 16) | ((honest & 15) << 20) | (forced << 24)

@@ -29,6 +29,7 @@ from socialcredit.policy.resolve import (
     diff,
     region_policy,
     resolve,
+    resolved_summary,
     validate_policy,
 )
 from socialcredit.policy.schema import PolicyDocument
@@ -56,6 +57,7 @@ __all__ = [
     "load_policy",
     "region_policy",
     "resolve",
+    "resolved_summary",
     "shipped_policies",
     "validate_policy",
 ]

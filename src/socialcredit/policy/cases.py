@@ -45,6 +45,8 @@ from pydantic import Field
 from socialcredit.catalogue import BANDS, Catalogue, load_catalogue
 from socialcredit.catalogue.yamlsource import Node, did_you_mean, read_file, validate
 from socialcredit.errors import UserError
+from socialcredit.policy.compiler import compile_policy
+from socialcredit.policy.loading import default_extension
 from socialcredit.policy.schema import Day, Id
 
 _UNSET: Any = object()
@@ -241,8 +243,6 @@ def _case(c: _Case, file: str) -> RuleCase:
             raise e.error(f"the record's date {e.date} is before the case starts ({c.start})", "date")
     ext = c.extension
     if ext is _UNSET:
-        from socialcredit.policy.loading import default_extension
-
         ext = default_extension(c.region, c.policy)
     return RuleCase(
         name=c.name,
@@ -279,8 +279,6 @@ def check_case(case: RuleCase, catalogue: Catalogue | None = None) -> None:
     Compiles the case's policy set-up (as the runner will) and raises :class:`UserError`
     naming the case file and line of the first mismatch.
     """
-    from socialcredit.policy.compiler import compile_policy
-
     cat = catalogue or load_catalogue()
 
     def fail(message: str, line: int) -> UserError:

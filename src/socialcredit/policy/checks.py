@@ -100,9 +100,12 @@ class Checker:
             )
         act = self.cat.act(act_id)
         if kind is not None and act.kind != kind:
-            raise node.error(f"{what} names '{act_id}', an act of a {act.kind}, among {kind} rules", field)
+            raise node.error(
+                f"{what} names '{act_id}', an act of a {act.kind}, but applies to {PLURAL[kind]}", field
+            )
 
-    def regions(self, item: Item, what: str) -> None:
+    def item_basics(self, item: Item, what: str) -> None:
+        """What every item needs: known regions, sane dates, a reference, nothing to remove."""
         for r in item.regions or []:
             if r not in self.cat.region_index:
                 raise item.error(
@@ -191,7 +194,7 @@ class Checker:
             if rule.id in rule_ids:
                 raise rule.error(f"{label} is defined twice (also at {rule_ids[rule.id].where()})", "id")
             rule_ids[rule.id] = rule
-            self.regions(rule, label)
+            self.item_basics(rule, label)
             _require(rule, ["act", "points"], label)
             assert rule.act is not None and rule.points is not None
             self.act(rule, "act", rule.act, kind, label)
@@ -222,7 +225,7 @@ class Checker:
             if ov.id in rule_ids:
                 raise ov.error(f"{label} uses an id already used at {rule_ids[ov.id].where()}", "id")
             rule_ids[ov.id] = ov
-            self.regions(ov, label)
+            self.item_basics(ov, label)
             _require(ov, ["act", "grade", "days"], label)
             assert ov.act is not None and ov.grade is not None
             self.act(ov, "act", ov.act, kind, label)
@@ -250,7 +253,7 @@ class Checker:
             if g.name in names:
                 raise g.error(f"the grade '{g.name}' is defined twice", "name")
             names[g.name] = g
-        for i, g in enumerate(grades[:-1]):
+        for g in grades[:-1]:
             if g.min is None:
                 raise g.error(f"the grade '{g.name}' has no 'min' (only the last, worst grade may leave it out)")
         days = [dt.date.min, *sorted(change_dates([[g.min, g.max] for g in grades]))]
@@ -283,7 +286,7 @@ class Checker:
 
     def list_def(self, lst: ListDef, by_id: dict[str | None, ListDef]) -> None:
         label = f"the list '{lst.id}'"
-        self.regions(lst, label)
+        self.item_basics(lst, label)
         _require(lst, ["kind", "subject", "authority", "entry"], label)
         assert lst.entry is not None and lst.subject is not None
         entry = lst.entry
@@ -324,7 +327,7 @@ class Checker:
 
     def measure(self, m: Measure, lists: dict[str | None, ListDef]) -> None:
         label = f"the measure '{m.id}'"
-        self.regions(m, label)
+        self.item_basics(m, label)
         _require(m, ["service", "effect", "trigger", "reach", "authority"], label)
         assert m.service is not None and m.trigger is not None and m.reach is not None
         if m.service not in self.cat.service_index:

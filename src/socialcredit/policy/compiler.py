@@ -25,11 +25,19 @@ import numpy as np
 
 from socialcredit import rng
 from socialcredit.catalogue import KINDS, Catalogue, load_catalogue
+from socialcredit.catalogue.yamlsource import did_you_mean
 from socialcredit.errors import UserError
-from socialcredit.policy.checks import change_dates, check_policy, grade_names
+from socialcredit.policy.checks import change_dates, check_policy, grade_names, scoring_ever
 from socialcredit.policy.layering import layer
 from socialcredit.policy.loading import load_policy
-from socialcredit.policy.schema import Item, ListDef, Measure, PolicyDocument, RepairTerms, ScoreKind
+from socialcredit.policy.schema import (
+    Item,
+    ListDef,
+    Measure,
+    PolicyDocument,
+    RepairTerms,
+    ScoreKind,
+)
 from socialcredit.policy.tables import (
     CADENCE_DAILY,
     CADENCE_MONTHLY,
@@ -57,6 +65,10 @@ REACHES = {
     "representative": REACH_REPRESENTATIVE,
     "represented_business": REACH_REPRESENTED_BUSINESS,
 }
+
+
+def _a(kind: str | None) -> str:
+    return f"an {kind}" if kind and kind[0] in "aeiou" else f"a {kind}"
 
 
 def day_number(day: dt.date) -> int:
@@ -89,6 +101,11 @@ def rule_source(item: Item, section: str, suffix: str = "") -> tuple[str, str]:
     return f"{policy}.{section}.{item.id}{suffix}", ref or ""
 
 
+def section(doc: PolicyDocument, kind: str) -> ScoreKind | None:
+    """A policy's score section for one subject kind, if it has one."""
+    return getattr(doc.score, kind) if doc.score is not None else None
+
+
 def _is_subsequence(short: Sequence[str], long: Sequence[str]) -> bool:
     it = iter(long)
     return all(any(x == y for y in it) for x in short)
@@ -109,7 +126,7 @@ def layered_for_region(
     doc = baseline
     if extension is not None:
         if extension.kind != "extension":
-            raise UserError(f"'{extension.name}' is a {extension.kind}, not a regional extension")
+            raise UserError(f"'{extension.name}' is {_a(extension.kind)}, not a regional extension")
         if extension.layers[0] != baseline.name:
             raise UserError(
                 f"the extension '{extension.name}' extends '{extension.layers[0]}', "
@@ -189,7 +206,7 @@ class _Builder:
         self.rules = _Rules([], [], {})
         E, R, K = n_epochs, len(names), len(KINDS)
         A, L, M = len(cat.acts), len(lists), len(measures)
-        G = max([1] + [len(grade_names(self._section(d, k))) for d in docs for k in KINDS])
+        G = max([1] + [len(grade_names(section(d, k))) for d in docs for k in KINDS])
         self.G = G
 
         def z(shape: tuple[int, ...], dtype: Any, fill: int = 0) -> np.ndarray:
@@ -242,10 +259,6 @@ class _Builder:
             "appeal_win_false_thr": z((E, R), np.uint64),
         }
 
-    @staticmethod
-    def _section(doc: PolicyDocument, kind: str) -> ScoreKind | None:
-        return getattr(doc.score, kind) if doc.score is not None else None
-
     def _scoring(self, s: ScoreKind | None, day: dt.date) -> bool:
         return s is not None and (s.enabled is None or bool(s.enabled.at(day)))
 
@@ -260,7 +273,7 @@ class _Builder:
         scoring = [False, False]
         caps: list[tuple[int, int, Any]] = []
         for k, kind in enumerate(KINDS):
-            s = self._section(doc, kind)
+            s = section(doc, kind)
             if kind == "citizen" and s is not None:
                 if s.consent_required is not None:
                     t["consent_required"][e, r] = int(s.consent_required.at(day))
@@ -333,7 +346,7 @@ class _Builder:
                 t["list_entry_rule"][e, r, li] = self.rules.add(rule_source(lst, "list", ".acts"))
             k = KINDS.index(lst.subject)
             if entry.grades and scoring[k]:
-                lo, hi = self._grade_span(self._section(doc, lst.subject), entry.grades)
+                lo, hi = self._grade_span(section(doc, lst.subject), entry.grades)
                 t["list_grade_lo"][e, r, li] = lo
                 t["list_grade_hi"][e, r, li] = hi
                 t["list_grade_rule"][e, r, li] = self.rules.add(rule_source(lst, "list", ".grades"))
@@ -379,7 +392,7 @@ class _Builder:
             if trig.grades:
                 kind = trig.subject or self.cat.service(m.service).kind
                 if scoring[KINDS.index(kind)]:
-                    lo, hi = self._grade_span(self._section(doc, kind), trig.grades)
+                    lo, hi = self._grade_span(section(doc, kind), trig.grades)
             if mask == 0 and lo < 0:
                 continue  # nothing here can set it off
             t["measure_active"][e, r, mi] = 1
@@ -414,19 +427,17 @@ def compile_policy(
         raise UserError("a run needs at least one region")
     base = as_policy(baseline, cat)
     if base.kind != "baseline":
-        raise UserError(f"'{base.name}' is a {base.kind}, not a baseline")
+        raise UserError(f"'{base.name}' is {_a(base.kind)}, not a baseline")
     reform_docs = [as_policy(r, cat) for r in reforms]
     for rd in reform_docs:
         if rd.kind != "reform":
-            raise UserError(f"'{rd.name}' is a {rd.kind}, not a reform")
+            raise UserError(f"'{rd.name}' is {_a(rd.kind)}, not a reform")
     used = [False] * len(reform_docs)
     names: list[str] = []
     docs: list[PolicyDocument] = []
     memo: dict[int, PolicyDocument] = {}
     for region, ext_ref in regions:
         if region not in cat.region_index:
-            from socialcredit.catalogue.yamlsource import did_you_mean
-
             raise UserError(f"unknown region '{region}'{did_you_mean(region, cat.region_index)}")
         if region in names:
             raise UserError(f"the region '{region}' is listed twice")
@@ -459,8 +470,9 @@ def compile_policy(
     arrays = {k: np.ascontiguousarray(v[keep]) for k, v in b.t.items()}
     epoch_start = np.array([day_number(days[e]) for e in keep], dtype=np.int32)
 
-    grade_table = [[grade_names(b._section(d, k)) if _scored_ever(b._section(d, k)) else []
-                    for k in KINDS] for d in docs]
+    grade_table = [
+        [grade_names(section(d, k)) if scoring_ever(section(d, k)) else [] for k in KINDS] for d in docs
+    ]
     reform_names = [str(rd.name) for rd in reform_docs]
     layer_names = [n for d in docs for n in d.layers[1:] if n not in reform_names]
     name = "+".join(dict.fromkeys([str(base.name), *layer_names, *reform_names]))
@@ -486,9 +498,3 @@ def compile_policy(
         ),
         **arrays,
     )
-
-
-def _scored_ever(s: ScoreKind | None) -> bool:
-    from socialcredit.policy.checks import scoring_ever
-
-    return scoring_ever(s)

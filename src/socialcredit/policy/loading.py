@@ -172,7 +172,7 @@ def _load(path: Path, cat: Catalogue, seen: tuple[Path, ...]) -> tuple[PolicyDoc
         deps += base_deps
         if doc.kind == "extension" and base.kind != "baseline":
             raise doc.error(
-                f"an extension must extend a baseline, but '{doc.extends}' is a {base.kind}", "extends"
+                f"an extension must extend a baseline, but '{doc.extends}' is not one ({base.kind})", "extends"
             )
         result = layer(base, doc)
     else:
@@ -213,12 +213,27 @@ def default_extension(region: str, baseline: str) -> str | None:
         if path in seen:
             continue  # a longer name of a policy already seen under its short name
         seen.add(path)
-        try:
-            doc = read_document(path)
-        except UserError:
+        kind, doc_region, extends = _header(path)
+        if kind != "extension" or doc_region != region or extends is None:
             continue
-        if doc.kind != "extension" or doc.region != region or doc.extends is None:
-            continue
-        if find_policy(doc.extends, relative_to=path.parent).resolve() == base_path:
+        if find_policy(extends, relative_to=path.parent).resolve() == base_path:
             return name
     return None
+
+
+_headers: dict[Path, tuple[tuple[tuple[str, int, int], ...], tuple[str | None, str | None, str | None]]] = {}
+
+
+def _header(path: Path) -> tuple[str | None, str | None, str | None]:
+    """(kind, region, extends) of a policy, cached by the files' timestamps."""
+    sig = _signature(path)
+    hit = _headers.get(path)
+    if hit is not None and hit[0] == sig:
+        return hit[1]
+    try:
+        doc = read_document(path)
+        header = (doc.kind, doc.region, doc.extends)
+    except UserError:
+        header = (None, None, None)
+    _headers[path] = (sig, header)
+    return header

@@ -18,8 +18,8 @@ from typing import Any
 from socialcredit.catalogue import KINDS, Catalogue, load_catalogue
 from socialcredit.catalogue.yamlsource import did_you_mean
 from socialcredit.errors import UserError
-from socialcredit.policy.compiler import PolicyRef, as_policy, compile_policy, layered_for_region
 from socialcredit.policy.checks import change_dates
+from socialcredit.policy.compiler import PolicyRef, as_policy, compile_policy, layered_for_region
 from socialcredit.policy.dated import Dated
 from socialcredit.policy.loading import POLICIES_DIR, baseline_of, default_extension, load_policy
 from socialcredit.policy.schema import (
@@ -418,3 +418,44 @@ def validate_policy(policy: str | Path, catalogue: Catalogue | None = None) -> P
     region = ext.region if ext is not None and ext.region else "control"
     compile_policy(baseline_of(doc), [(region, ext)], reforms, first, last, cat)
     return doc
+
+
+def resolved_summary(
+    baseline: PolicyRef,
+    regions: Sequence[tuple[str, PolicyRef | None]],
+    reforms: Sequence[PolicyRef] = (),
+    catalogue: Catalogue | None = None,
+) -> dict[str, Any]:
+    """The resolved policy of a run, for its manifest: every rule with its reference.
+
+    Regions sharing the same layers share one resolved policy; ``policies`` holds each
+    distinct one by its digest, ``regions`` says which one applies where, and ``hash``
+    covers them all (the run's policy hash).
+    """
+    cat = catalogue or load_catalogue()
+    base = as_policy(baseline, cat)
+    reform_docs = [as_policy(r, cat) for r in reforms]
+    policies: dict[str, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    memo: dict[tuple[int, str], ResolvedPolicy] = {}
+    for region, ext_ref in regions:
+        ext = as_policy(ext_ref, cat) if ext_ref is not None else None
+        key = (id(ext), region)
+        if key not in memo:
+            doc = layered_for_region(base, ext, reform_docs, cat)
+            memo[key] = ResolvedPolicy(
+                name=str(doc.name), kind=str(doc.kind), layers=list(doc.layers), region=None,
+                date=None, items=resolved_items(doc, region, None),
+            )
+        resolved = memo[key]
+        digest = resolved.digest()
+        policies.setdefault(digest, resolved.to_dict())
+        rows.append({"region": region, "layers": resolved.layers, "hash": digest})
+    total = hashlib.sha256(json.dumps([r["hash"] for r in rows]).encode()).hexdigest()
+    return {
+        "baseline": str(base.name),
+        "reforms": [str(r.name) for r in reform_docs],
+        "hash": total,
+        "regions": rows,
+        "policies": policies,
+    }

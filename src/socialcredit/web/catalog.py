@@ -1,0 +1,426 @@
+"""The runs the explorer serves: found under one folder, opened once, and known by an id.
+
+A run's id is its path relative to the runs folder, with ``~`` between the parts
+(``default-20250101-120000``, or ``sweep~point-003`` for a run in a subfolder). Requests name
+runs only by id, and an id is only ever looked up in the map built by walking the folder, so
+no request can reach a path outside it: there is nothing to traverse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from socialcredit.errors import UserError
+from socialcredit.store import CHECKPOINT_DIR, DUCKDB_FILE, MANIFEST_FILE, Run
+
+if TYPE_CHECKING:
+    from socialcredit.population import Layout, Population
+    from socialcredit.web.index import SubjectIndex
+
+log = logging.getLogger(__name__)
+
+#: How deep below the runs folder runs are looked for (a sweep's points sit two levels down).
+MAX_DEPTH = 4
+#: Seconds a scan of the runs folder stays fresh.
+RESCAN_AFTER_S = 2.0
+#: Separator of the parts of a run id (a path separator cannot appear in a URL segment).
+ID_SEP = "~"
+#: How many runs keep a subject index in memory at once (least recently used go first).
+MAX_INDEXED_RUNS = 4
+
+#: Serialises every call into numba's parallel functions (DESIGN 9): the threading layer
+#: aborts when several threads enter it at once, and a web server serves from many threads.
+NUMBA_LOCK = threading.Lock()
+
+
+class NotFound(Exception):
+    """Something a request names does not exist; the message is one plain sentence."""
+
+
+class Unavailable(Exception):
+    """The thing exists but this run cannot show it (no ledger, not comparable, …)."""
+
+
+def _is_run_dir(path: Path) -> bool:
+    return (
+        (path / MANIFEST_FILE).is_file()
+        and (path / DUCKDB_FILE).is_file()
+        and not (path / CHECKPOINT_DIR).exists()
+    )
+
+
+def discover(root: Path, max_depth: int = MAX_DEPTH) -> dict[str, Path]:
+    """Run directories under ``root`` (itself included), by id; hidden folders are skipped
+    (a run being written is a hidden ``.NAME.partial``), and so is anything whose real path
+    lies outside ``root`` (a symbolic link pointing elsewhere)."""
+    root = root.resolve()
+    found: dict[str, Path] = {}
+    if _is_run_dir(root):
+        found[root.name] = root
+        return found
+
+    def walk(folder: Path, parts: tuple[str, ...]) -> None:
+        if len(parts) >= max_depth:
+            return
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name.startswith(".") or ID_SEP in entry.name:
+                continue
+            try:
+                if not entry.is_dir():
+                    continue
+                real = Path(entry.path).resolve()
+            except OSError:
+                continue
+            if not real.is_relative_to(root):
+                continue
+            here = (*parts, entry.name)
+            if _is_run_dir(real):
+                found[ID_SEP.join(here)] = real
+            else:
+                walk(real, here)
+
+    walk(root, ())
+    return found
+
+
+@dataclass
+class RunHandle:
+    """One run as the explorer holds it: the open run and what is computed once about it."""
+
+    id: str
+    run: Run
+    mtime: float
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _index: SubjectIndex | None = field(default=None, repr=False)
+    _population: Population | None = field(default=None, repr=False)
+    _population_failed: bool = field(default=False, repr=False)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.run.manifest
+
+    # -- the calendar --------------------------------------------------------------------
+
+    @cached_property
+    def start(self) -> dt.date:
+        return dt.date.fromisoformat(self.manifest["calendar"]["start"])
+
+    @cached_property
+    def days(self) -> int:
+        return int(self.manifest["calendar"]["days"])
+
+    @property
+    def end(self) -> dt.date:
+        return self.start + dt.timedelta(days=self.days - 1)
+
+    def date(self, text: str | None, default: dt.date | None = None) -> dt.date:
+        """A date of the run from ``YYYY-MM-DD`` text; NotFound for any other date."""
+        if text is None or text == "":
+            return default if default is not None else self.end
+        try:
+            day = dt.date.fromisoformat(text)
+        except ValueError:
+            raise NotFound(
+                f"{text!r} is not a date of the run {self.id}: write YYYY-MM-DD between "
+                f"{self.start} and {self.end}"
+            ) from None
+        if not self.start <= day <= self.end:
+            raise NotFound(
+                f"the run {self.id} has no day {day}: it covers {self.start} to {self.end}"
+            )
+        return day
+
+    # -- the population ------------------------------------------------------------------
+
+    @cached_property
+    def n_citizens(self) -> int:
+        return int(self.manifest["population"]["citizens"])
+
+    @cached_property
+    def n_businesses(self) -> int:
+        return int(self.manifest["population"]["businesses"])
+
+    @cached_property
+    def regions(self) -> list[dict[str, Any]]:
+        """Each region with its id, name and subject id ranges ``[c_lo, c_hi)``, ``[b_lo, b_hi)``."""
+        out = []
+        c = 0
+        b = self.n_citizens
+        for reg in self.manifest["population"]["regions"]:
+            nc, nb = int(reg["citizens"]), int(reg["businesses"])
+            out.append({"id": str(reg["id"]), "name": str(reg.get("name") or reg["id"]),
+                        "c_lo": c, "c_hi": c + nc, "b_lo": b, "b_hi": b + nb})
+            c += nc
+            b += nb
+        return out
+
+    def region_of(self, subject: int) -> str:
+        for reg in self.regions:
+            if reg["c_lo"] <= subject < reg["c_hi"] or reg["b_lo"] <= subject < reg["b_hi"]:
+                return str(reg["id"])
+        return ""
+
+    def region_index(self, region: str | None) -> dict[str, Any] | None:
+        """The region named ``region`` (None: every region); NotFound when the run has none."""
+        if region is None or region == "":
+            return None
+        for reg in self.regions:
+            if reg["id"] == region:
+                return reg
+        names = ", ".join(r["id"] for r in self.regions)
+        raise NotFound(f"the run {self.id} has no region {region!r} (it has {names})")
+
+    @cached_property
+    def layout(self) -> Layout | None:
+        """The population layout rebuilt from the manifest (cheap), or None if it cannot be."""
+        try:
+            from socialcredit.population import layout
+            from socialcredit.scenario import Scenario
+
+            sc = Scenario.from_dict(self.manifest["scenario"])
+            lay = layout(sc, seed=int(self.manifest["seed"]))
+        except Exception as exc:  # noqa: BLE001 - codes are a courtesy; ids still work
+            log.info("no population layout for run %s: %s", self.id, exc)
+            return None
+        if (lay.n_citizens, lay.n_businesses) != (self.n_citizens, self.n_businesses):
+            return None
+        return lay
+
+    def population(self) -> Population | None:
+        """The run's population, generated once (a parallel numba loop, under the lock)."""
+        with self._lock:
+            if self._population is not None or self._population_failed:
+                return self._population
+            lay = self.layout
+            pop = None
+            if lay is not None:
+                try:
+                    from socialcredit.population import populate
+
+                    with NUMBA_LOCK:
+                        pop = populate(lay)
+                except Exception as exc:  # noqa: BLE001 - attributes are optional
+                    log.info("no population for run %s: %s", self.id, exc)
+            self._population = pop
+            self._population_failed = pop is None
+            return pop
+
+    def uscc(self, subject: int) -> str | None:
+        """The Unified Social Credit Code of a business subject (None for a citizen)."""
+        lay = self.layout
+        if lay is None or subject < self.n_citizens:
+            return None
+        from socialcredit.population import uscc_of
+
+        try:
+            return uscc_of(lay, subject)
+        except (UserError, ValueError):
+            return None
+
+    def subject(self, text: str) -> int:
+        """A subject id from a URL: an integer id or a business's USCC; NotFound otherwise."""
+        s = text.strip()
+        total = self.n_citizens + self.n_businesses
+        if s.isdigit() and len(s) <= 12:
+            sid = int(s)
+            if sid < total:
+                return sid
+            raise NotFound(
+                f"the run {self.id} has no subject {sid}: ids run from 0 to {total - 1}"
+            )
+        if len(s) == 18 and s.isalnum() and s.isascii():
+            from socialcredit.uscc import business_id_from_code
+
+            try:
+                sid = business_id_from_code(s)
+            except UserError as err:
+                raise NotFound(f"no business of the run {self.id} has the code {s}: "
+                               f"{err.message}") from None
+            if self.n_citizens <= sid < total and self.uscc(sid) == s.upper():
+                return sid
+            raise NotFound(f"no business of the run {self.id} has the code {s}")
+        raise NotFound(
+            f"{text!r} names no subject of the run {self.id}: give an id from 0 to "
+            f"{total - 1} or a business's 18-character Unified Social Credit Code"
+        )
+
+    # -- the ledger ----------------------------------------------------------------------
+
+    @cached_property
+    def has_ledger(self) -> bool:
+        return all(self.run.has(t) for t in ("records", "ledger", "list_events", "decisions"))
+
+    @cached_property
+    def has_snapshots(self) -> bool:
+        return self.run.has("snapshots")
+
+    def require_ledger(self, what: str) -> None:
+        if not self.has_ledger or not self.has_snapshots:
+            raise Unavailable(
+                f"the run {self.id} has no ledger, so {what} cannot be shown; "
+                "make the run again with --ledger"
+            )
+
+    @cached_property
+    def snapshot_days(self) -> list[dt.date]:
+        if not self.has_snapshots:
+            return []
+        rows = self.run.sql("SELECT DISTINCT day FROM snapshots ORDER BY day").column(0)
+        return [d for d in rows.to_pylist() if d is not None]
+
+    @cached_property
+    def rule_references(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for r in (self.manifest.get("policy") or {}).get("rules") or []:
+            if isinstance(r, dict) and "name" in r:
+                out.setdefault(str(r["name"]), str(r.get("reference") or ""))
+        return out
+
+    @cached_property
+    def measure_references(self) -> dict[str, str]:
+        """Measure id -> reference, from the run's baseline, extensions and reforms."""
+        refs: dict[str, str] = {}
+        sc = self.manifest.get("scenario") or {}
+        names = [sc.get("policy")]
+        names += [r.get("extension") for r in sc.get("regions") or [] if isinstance(r, dict)]
+        names += list(sc.get("reforms") or [])
+        try:
+            from socialcredit.policy import load_policy
+        except ImportError:  # pragma: no cover - the policy layer is part of the package
+            return refs
+        for name in names:
+            if not name:
+                continue
+            try:
+                doc = load_policy(name)
+            except Exception:  # noqa: BLE001 - references are a courtesy
+                continue
+            for meas in getattr(doc, "measures", None) or []:
+                if getattr(meas, "id", None) and getattr(meas, "reference", None):
+                    refs[str(meas.id)] = str(meas.reference)
+        return refs
+
+    @cached_property
+    def summary(self) -> dict[str, Any]:
+        """Headline figures (``socialcredit.summary.summarize``), computed once."""
+        from socialcredit.summary import summarize
+
+        try:
+            figures = summarize(self.run.path)
+        except Exception as exc:  # noqa: BLE001 - a run whose figures fail still lists
+            log.warning("no headline figures for run %s: %s", self.id, exc)
+            return {}
+        figures.pop("path", None)
+        return figures
+
+    def index(self) -> SubjectIndex:
+        """The run's subject index (built in the background on first use)."""
+        with self._lock:
+            if self._index is None:
+                from socialcredit.web.index import SubjectIndex
+
+                self._index = SubjectIndex(self.run)
+            return self._index
+
+    def drop_index(self) -> None:
+        with self._lock:
+            if self._index is not None:
+                self._index.close()
+                self._index = None
+
+    def close(self) -> None:
+        self.drop_index()
+        self.run.close()
+
+
+class RunCatalog:
+    """Every run under a folder, discovered again when a lookup misses or every few seconds."""
+
+    def __init__(self, root: str | Path, *, build_index: bool = True):
+        path = Path(root).expanduser()
+        if not path.is_dir():
+            raise UserError(f"there is no folder {path} to serve runs from")
+        self.root = path.resolve()
+        self.build_index = build_index
+        self._lock = threading.Lock()
+        self._paths: dict[str, Path] = {}
+        self._scanned = 0.0
+        self._handles: dict[str, RunHandle] = {}
+        self._indexed: list[str] = []  # ids with an index, least recently used first
+        self._broken: dict[str, str] = {}
+
+    def ids(self, fresh: bool = True) -> list[str]:
+        """Ids of the runs under the folder, sorted."""
+        self._scan(force=False if fresh else False)
+        return sorted(self._paths)
+
+    def _scan(self, force: bool) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if not force and now - self._scanned < RESCAN_AFTER_S:
+                return
+            self._paths = discover(self.root)
+            self._scanned = now
+            for gone in [k for k in self._handles if k not in self._paths]:
+                self._handles.pop(gone).close()
+
+    def get(self, run_id: str) -> RunHandle:
+        """The run with this id; NotFound (one sentence) for any other id."""
+        self._scan(force=False)
+        if run_id not in self._paths:
+            self._scan(force=True)
+        path = self._paths.get(run_id)
+        if path is None:
+            raise NotFound(f"there is no run {run_id!r} in {self.root.name}/")
+        with self._lock:
+            manifest = path / MANIFEST_FILE
+            try:
+                mtime = manifest.stat().st_mtime
+            except OSError:
+                raise NotFound(f"there is no run {run_id!r} in {self.root.name}/") from None
+            handle = self._handles.get(run_id)
+            if handle is not None and handle.mtime == mtime:
+                return handle
+            if handle is not None:
+                handle.close()
+                self._handles.pop(run_id, None)
+            try:
+                run = Run.open(path)
+            except UserError as err:
+                raise NotFound(f"the run {run_id!r} cannot be opened: {err.message}") from None
+            handle = RunHandle(id=run_id, run=run, mtime=mtime)
+            self._handles[run_id] = handle
+            return handle
+
+    def touch_index(self, handle: RunHandle) -> None:
+        """Note that ``handle``'s index is in use; drop the least recently used beyond
+        :data:`MAX_INDEXED_RUNS`."""
+        drop: list[RunHandle] = []
+        with self._lock:
+            if handle.id in self._indexed:
+                self._indexed.remove(handle.id)
+            self._indexed.append(handle.id)
+            while len(self._indexed) > MAX_INDEXED_RUNS:
+                old = self._indexed.pop(0)
+                if old in self._handles:
+                    drop.append(self._handles[old])
+        for h in drop:
+            h.drop_index()
+
+    def close(self) -> None:
+        with self._lock:
+            for h in self._handles.values():
+                h.close()
+            self._handles.clear()

@@ -1,0 +1,168 @@
+"""Fast look-ups of one subject's rows in a run's per-subject tables.
+
+A run writes its tables day by day, so every Parquet row group holds nearly every subject and
+a query for one subject reads the whole table (about a second for a run of a million citizens
+over a year). The explorer therefore copies the per-subject tables once into an in-memory
+DuckDB database, sorted by subject: DuckDB's zone maps then skip every row group but the one
+holding the subject, and a look-up takes milliseconds. The copy is compressed (a checkpoint of
+the in-memory database), about 90 MB for a million citizens over a year.
+
+The copy is built in a background thread the first time a run's subjects are asked for;
+until it is ready, look-ups read the Parquet files directly, with the same query and the same
+answer. Rows keep the order in which the run wrote them (file, then row within the file).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from socialcredit.store import quote_ident, quote_literal, table_glob
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from socialcredit.store import Run
+
+log = logging.getLogger(__name__)
+
+#: The tables indexed by subject, and the columns kept of each (None: all of them).
+TABLES: dict[str, list[str] | None] = {
+    "records": None,
+    "ledger": None,
+    "list_events": None,
+    "decisions": None,
+    "snapshots": ["day", "subject_id", "score", "grade", "lists", "false_lists"],
+}
+
+
+def _paths(run: Run, name: str) -> str | None:
+    """The ``read_parquet`` argument of a table of the run, or None when the table is missing
+    or its path would lead outside the run directory."""
+    relative = run.manifest.get("tables", {}).get(name)
+    if not isinstance(relative, str):
+        return None
+    target = (run.path / relative).resolve()
+    if not target.is_relative_to(run.path):
+        return None
+    return str(run.path / table_glob(relative))
+
+
+class SubjectIndex:
+    """The per-subject tables of one run, sorted by subject in memory (built in the
+    background), with the same look-up against the Parquet files until then."""
+
+    def __init__(self, run: Run, *, background: bool = True):
+        import duckdb
+
+        self.run = run
+        self.con: duckdb.DuckDBPyConnection = duckdb.connect(":memory:")
+        self.tables: dict[str, str] = {}  # table -> column list of the look-up
+        self._ready = threading.Event()
+        self._closed = False
+        self.error: str | None = None
+        self.build_seconds: float | None = None
+        for name, keep in TABLES.items():
+            glob = _paths(run, name)
+            if glob is None:
+                continue
+            source = f"read_parquet({quote_literal(glob)}, file_row_number = true)"
+            try:
+                have = [r[0] for r in self.con.execute(
+                    f"DESCRIBE SELECT * FROM read_parquet({quote_literal(glob)})").fetchall()]
+            except Exception as exc:  # noqa: BLE001 - a missing table is simply not indexed
+                log.info("table %s of run %s not indexed: %s", name, run.path, exc)
+                continue
+            cols = [c for c in (keep or have) if c in have]
+            if "subject_id" not in cols or "day" not in cols:
+                continue
+            listed = ", ".join(quote_ident(c) for c in cols)
+            self.con.execute(
+                f"CREATE VIEW {quote_ident('src_' + name)} AS SELECT {listed}, "
+                f"file_index * 1099511627776 + file_row_number AS seq FROM {source}"
+            )
+            self.tables[name] = listed
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._build, name=f"index {run.path.name}",
+                                            daemon=True)
+            self._thread.start()
+        else:
+            self._build()
+
+    # -- building ----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        t0 = time.perf_counter()
+        cur = self.con.cursor()
+        try:
+            try:
+                cur.execute("ATTACH ':memory:' AS idx (COMPRESS)")
+            except Exception:  # noqa: BLE001 - older DuckDB: compression happens anyway or not
+                cur.execute("ATTACH ':memory:' AS idx")
+            for name in self.tables:
+                if self._closed:
+                    return
+                cur.execute(
+                    f"CREATE TABLE idx.{quote_ident(name)} AS SELECT * FROM "
+                    f"{quote_ident('src_' + name)} ORDER BY subject_id, seq"
+                )
+                cur.execute("CHECKPOINT idx")
+            self.build_seconds = time.perf_counter() - t0
+            log.info("subject index of %s built in %.1f s", self.run.path, self.build_seconds)
+            self._ready.set()
+        except Exception as exc:  # noqa: BLE001 - the Parquet look-up keeps working
+            if not self._closed:
+                self.error = str(exc)
+                log.warning("subject index of %s failed: %s", self.run.path, exc)
+        finally:
+            cur.close()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the index is built (True) or ``timeout`` seconds pass (False)."""
+        return self._ready.wait(timeout)
+
+    # -- look-ups ----------------------------------------------------------------------------
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self.con.cursor()
+
+    def rows(self, cur: duckdb.DuckDBPyConnection, table: str, subject: int,
+             limit: int) -> list[dict[str, Any]]:
+        """The rows of ``table`` for one subject in the order written (at most ``limit``)."""
+        cols = self.tables.get(table)
+        if cols is None:
+            return []
+        source = f"idx.{quote_ident(table)}" if self.ready else quote_ident("src_" + table)
+        rel = cur.execute(
+            f"SELECT {cols} FROM {source} WHERE subject_id = ? ORDER BY seq LIMIT ?",
+            [int(subject), int(limit)],
+        )
+        names = [d[0] for d in rel.description]
+        return [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            self.con.interrupt()
+        except Exception:  # noqa: BLE001
+            pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            self.con.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def index_path_is_inside(run: Run, name: str) -> bool:
+    """Whether the table ``name`` of ``run`` lies inside the run directory (for tests)."""
+    glob = _paths(run, name)
+    return glob is not None and Path(glob).parent.resolve().is_relative_to(run.path)
