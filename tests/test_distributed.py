@@ -18,6 +18,7 @@ import pytest
 from socialcredit.errors import UserError
 
 distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
 
 #: Manifest keys that may differ between a distributed and a single-process run.
 MAY_DIFFER = {"timings", "created", "threads", "distributed"}
@@ -157,7 +158,8 @@ def test_unreachable_scheduler_is_one_sentence_and_writes_nothing(tmp_path: Path
 
 def test_cli_unreachable_scheduler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from socialcredit import cli, distributed as dist
+    from socialcredit import cli
+    from socialcredit import distributed as dist
 
     monkeypatch.setattr(dist, "CONNECT_TIMEOUT", 1.0)
     monkeypatch.setattr(sys, "argv", ["socialcredit", "run", "default", "--citizens", "800",

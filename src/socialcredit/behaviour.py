@@ -266,6 +266,7 @@ def build_behaviour(catalogue: Any, scenario: Any, policy: PolicyTables) -> tupl
         svc_n[s_ix] += 1
     t["svc_measures"] = svc_measures[:, :M] if M else np.zeros((S, 0), np.int64)
     t["svc_nmeasures"] = svc_n
+    t["svc_plain"] = _plain_table(policy, S)
     return t, NP
 
 
@@ -317,3 +318,41 @@ def _service_tables(services: list, svc_kind: np.ndarray, R: int, svc_param: Any
         raise ValueError("service request rates are too high: more than one request a day")
     return {"svc_thr_b": thr_b, "svc_base_b": base_b, "svc_total_b": total_b,
             "svc_months": months, "svc_retry_thr": retry, "svc_economic": econ}
+
+
+def _plain_table(policy: PolicyTables, S: int) -> np.ndarray:
+    """Which requests the quiet path may grant without the full decision.
+
+    ``plain[e, r, k, g, s]`` for k = 0 adult citizen, 1 child, 2 business and grade g of an
+    unlisted subject: 1 when no measure of service s can apply, 2 when only a measure that
+    reaches a business's legal representative could (the kernel then checks that the citizen
+    represents no business), 0 when the full decision is needed."""
+    from socialcredit.policy.tables import (
+        REACH_CHILDREN,
+        REACH_REPRESENTATIVE,
+        REACH_REPRESENTED_BUSINESS,
+        REACH_SUBJECT,
+    )
+
+    E, R = policy.epoch_start.shape[0], len(policy.region_names)
+    M = len(policy.measure_names)
+    plain = np.ones((E, R, 3, 16, S), dtype=np.int64)
+    for e in range(E):
+        for r in range(R):
+            for m in range(M):
+                if not policy.measure_active[e, r, m]:
+                    continue
+                s = int(policy.measure_service[m])
+                reach = int(policy.measure_reach[e, r, m])
+                lo, hi = int(policy.measure_grade_lo[e, r, m]), int(policy.measure_grade_hi[e, r, m])
+                for k in range(3):
+                    for g in range(16):
+                        if reach & REACH_SUBJECT and lo >= 0 and g != 15 and lo <= g <= hi:
+                            plain[e, r, k, g, s] = 0
+                        if reach & REACH_CHILDREN and k == 1:
+                            plain[e, r, k, g, s] = 0
+                        if reach & REACH_REPRESENTED_BUSINESS and k == 2:
+                            plain[e, r, k, g, s] = 0
+                        if reach & REACH_REPRESENTATIVE and k < 2 and plain[e, r, k, g, s] == 1:
+                            plain[e, r, k, g, s] = 2
+    return plain

@@ -11,8 +11,10 @@ import sys
 
 import typer
 
+from socialcredit.commands import analysis as analysis_commands
 from socialcredit.commands import policy as policy_commands
 from socialcredit.commands import run as run_commands
+from socialcredit.commands import serve as serve_commands
 from socialcredit.commands import sweep as sweep_commands
 
 app = typer.Typer(
@@ -24,7 +26,11 @@ app = typer.Typer(
 )
 app.add_typer(policy_commands.app, name="policy")
 app.command("run")(run_commands.run_command)
+app.command("report")(analysis_commands.report_command)
+app.command("explain")(analysis_commands.explain_command)
+app.command("compare")(analysis_commands.compare_command)
 app.command("sweep")(sweep_commands.sweep_command)
+app.command("serve")(serve_commands.serve_command)
 
 
 def main() -> None:

@@ -390,7 +390,6 @@ def _run(client: Any, model: Any, *, out_path: Path, ledger: bool, progress: Pro
             del results
             rec.flush()
         states.clear()
-        del model_f
         t_sim = time.perf_counter()
         timings = {"build_s": round(t_built - t_start, 3), "simulate_s": round(sim_seconds, 3),
                    "loop_s": round(t_sim - t_built, 3)}

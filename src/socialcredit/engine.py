@@ -27,6 +27,7 @@ from socialcredit.kernel.pack import Packed, pack
 from socialcredit.kernel.step import (
     C_BLO,
     C_BUSY,
+    C_E_PREV,
     C_CHI,
     C_CLO,
     C_E,
@@ -208,7 +209,8 @@ class Calendar:
         c[C_CHI] = shard.c_hi
         c[C_BLO] = shard.b_lo
         new_epoch = t > 0 and self.epochs[t] != self.epochs[t - 1]
-        c[C_BUSY] = int(t == 0 or self.month_start[t] or self.year_start[t] or new_epoch)
+        c[C_E_PREV] = self.epochs[t - 1] if t > 0 else self.epochs[t]
+        c[C_BUSY] = int(t == 0 or new_epoch)
         d = int(self.days[t])
         with np.errstate(over="ignore"):
             for idx, stream in ((C_KEY_ACTS, STREAM_ACTS), (C_KEY_SVC, STREAM_SERVICES)):

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 #: The tables a ledger run stores that a replay reproduces row for row.
 LEDGER_TABLES = ("records", "ledger", "list_events", "decisions")
 
+#: Days replayed per call of the engine (bounds the memory of the per-day counters).
+REPLAY_CHUNK_DAYS = 32
+
 REACH_SUBJECT, REACH_CHILDREN, REACH_REPRESENTATIVE, REACH_REPRESENTED_BUSINESS = 1, 2, 4, 8
 
 
@@ -57,21 +60,34 @@ class Replay:
         return list(range(c_lo, c_hi)) + list(range(b_lo, b_hi))
 
 
-def replay_group(run: str | Path | Run, subject: str | int) -> Replay:
-    """Replay the group of ``subject`` (an id or a business's USCC) alone, from the seed."""
+def replay_group(run: str | Path | Run, subject: str | int, *,
+                 model: Model | None = None) -> Replay:
+    """Replay the group of ``subject`` (an id or a business's USCC) alone, from the seed.
+
+    ``model`` (from :func:`~socialcredit.analysis.common.build_run_model`) saves rebuilding
+    it when replaying many subjects of one run."""
     from socialcredit.engine import Shard, run_memory
     from socialcredit.population import subject_id
 
     run = open_run(run)
-    model = build_run_model(run)
+    model = model or build_run_model(run)
     sid = subject_id(model.population, str(subject))
     c_lo, c_hi, b_lo, b_hi = model.population.group_of(sid)
     C = model.n_citizens
     # Shard takes business *indices*; the group gives business ids (>= C)
     shard = Shard(c_lo, c_hi, b_lo - C, b_hi - C)
-    mem = run_memory(model, shard, emit=LY.EMIT_ALL)
+    # run_memory keeps every day's counters of every cell of the run; in chunks of days, a
+    # replay's memory stays small even for a run with hundreds of regions
+    events: list[np.ndarray] = []
+    state = None
+    total = model.total_days
+    for t0 in range(0, total, REPLAY_CHUNK_DAYS):
+        mem = run_memory(model, shard, emit=LY.EMIT_ALL, t0=t0,
+                         until=min(total, t0 + REPLAY_CHUNK_DAYS), state=state)
+        state = mem.state
+        events.extend(mem.events)
     return Replay(run=run, model=model, subject=sid, group=(c_lo, c_hi, b_lo, b_hi),
-                  events=mem.events)
+                  events=events)
 
 
 # --- the replay against the stored ledger ---------------------------------------------------
@@ -225,7 +241,7 @@ class _Story:
     def cause(self, m: int, day: int, before: dict[int, _State]) -> dict[str, Any]:
         """Whose status set off measure ``m`` for this subject: its own, or a member's of its
         group as of the start of the day (DESIGN 3)."""
-        e = int(max(0, np.searchsorted(self.epochs, day, side="right") - 1))
+        e = max(0, int(np.searchsorted(self.epochs, day, side="right")) - 1)
         reach = int(self.pol.measure_reach[e, self.region, m])
         sid = self.sid
         if reach & REACH_SUBJECT:
@@ -386,14 +402,16 @@ def _summary(days: list[dict[str, Any]]) -> dict[str, int]:
     }
 
 
-def explain(run: str | Path | Run, subject: str | int, *, check: bool = True) -> dict[str, Any]:
+def explain(run: str | Path | Run, subject: str | int, *, check: bool = True,
+            model: Model | None = None) -> dict[str, Any]:
     """The story of one subject (an id or a business's USCC) as a JSON-ready dict.
 
     Replays the subject's group alone from the seed; with ``check`` and a run that stored a
-    ledger, compares the replay with the stored tables (``ledger_check``)."""
+    ledger, compares the replay with the stored tables (``ledger_check``). ``model`` may be
+    passed to explain many subjects of one run without rebuilding it."""
     from socialcredit.population import describe
 
-    replay = replay_group(run, subject)
+    replay = replay_group(run, subject, model=model)
     m = replay.model
     sid = replay.subject
     story = _Story(replay).run()

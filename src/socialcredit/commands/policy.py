@@ -16,6 +16,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from socialcredit.analysis.audit import Finding
     from socialcredit.policy.resolve import ResolvedPolicy
 
 app = typer.Typer(help="Check, show, compare and audit policies.", no_args_is_help=True)
@@ -166,3 +167,42 @@ def diff(
 
 
 # `socialcredit policy audit POLICY [--json]` (the rights audit) is added here by its own module.
+
+
+@app.command()
+def audit(
+    policy: str = typer.Argument(..., help="A shipped policy's name or a path."),
+    json_out: bool = typer.Option(False, "--json", help="Print the findings as JSON (rule, rights, severity, why)."),
+) -> None:
+    """The rights audit: for each rule, list and measure, the rights it touches and why."""
+    from socialcredit.analysis.audit import audit_policy, findings_json
+
+    findings = audit_policy(policy)
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(findings_json(findings), indent=2, ensure_ascii=False))
+        return
+    _print_audit(_console(), policy, findings)
+
+
+def _print_audit(console: Console, policy: str, findings: list[Finding]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    if not findings:
+        console.print(f"[green]{escape(policy)}: no rule or measure of this policy touches a right the audit checks.[/green]")
+        return
+    colours = {"high": "bold red", "medium": "yellow", "low": "dim"}
+    table = Table(title=f"Rights audit of {policy}", title_justify="left", show_lines=True, expand=True)
+    table.add_column("severity", no_wrap=True)
+    table.add_column("rights", no_wrap=True)
+    table.add_column("rule", ratio=2)
+    table.add_column("why", ratio=4)
+    for f in findings:
+        colour = colours.get(f.severity, "")
+        where = f"\n[dim]{escape(f.source)}[/dim]" if f.source else ""
+        table.add_row(f"[{colour}]{f.severity}[/{colour}]", escape(", ".join(f.rights)), escape(f.rule) + where, escape(f.why))
+    console.print(table)
+    counts = {s: sum(1 for f in findings if f.severity == s) for s in ("high", "medium", "low")}
+    console.print(f"{len(findings)} findings: {counts['high']} high, {counts['medium']} medium, {counts['low']} low")

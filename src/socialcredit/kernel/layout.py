@@ -51,6 +51,7 @@ TABLES = [
     "aware_thr", "listed_request_factor", "obj_thr", "obj_mod_edu", "obj_mod_income",
     "repay_thr", "repay_listed_mod", "econ_drop_thr",
     "act_index", "act_count", "pair_index", "pair_count", "svc_measures", "svc_nmeasures",
+    "svc_plain",
 ]  # fmt: skip
 T = {name: i for i, name in enumerate(TABLES)}
 
@@ -77,6 +78,7 @@ T = {name: i for i, name in enumerate(TABLES)}
     T_AWARE_THR, T_LISTED_REQUEST_FACTOR, T_OBJ_THR, T_OBJ_MOD_EDU, T_OBJ_MOD_INCOME,
     T_REPAY_THR, T_REPAY_LISTED_MOD, T_ECON_DROP_THR,
     T_ACT_INDEX, T_ACT_COUNT, T_PAIR_INDEX, T_PAIR_COUNT, T_SVC_MEASURES, T_SVC_NMEASURES,
+    T_SVC_PLAIN,
 ) = range(len(TABLES))  # fmt: skip
 
 # --- events: one int32 row of EV_WIDTH per event --------------------------------------------

@@ -28,6 +28,7 @@ from socialcredit import rng
 from socialcredit.kernel.atomic import atomic_add
 from socialcredit.kernel.group import household_range, represented_range
 from socialcredit.kernel.layout import (
+    T_SVC_PLAIN,
     CELLS_PER_REGION,
     D_A,
     D_G,
@@ -203,10 +204,13 @@ from socialcredit.kernel.layout import (
 C_T, C_E, C_YEAR, C_MONTH, C_YEAR_START, C_MONTH_START, C_EMIT, C_NCIT, C_NSUB, C_FIRST = range(10)
 C_KEY_ACTS, C_KEY_SVC = 14, 16  # day keys, two int64 halves each
 C_CLO, C_CHI, C_BLO = 10, 11, 12  # the shard: citizens [lo, hi), businesses from index C_BLO
-C_BUSY = 13  # 1 on days when every subject takes the full step (calendar turns, new epochs)
-N_CTX = 18
+C_BUSY = 13  # 1 on days when every subject takes the full step (first day, new epochs)
+C_E_PREV = 18  # the epoch of the day before
+N_CTX = 19
 #: A public word with any of these bits (lists, a forced grade) needs the full step every day.
 QUIET_MASK = 255 | (31 << 24)
+#: The public word's bit 30: the score moved since the grade was last calculated.
+DIRTY_BIT = 1 << 30
 
 # draw names within a subject's day (named by meaning; see rng.sub_hash)
 DRAW_CHANNEL = 1 << 20  # + act * 32 + channel
@@ -414,6 +418,37 @@ def find_service(P, rb, Sv, u):  # type: ignore[no-untyped-def]
     if u < P[bases + s] + P[P[OFF_O + T_SVC_THR_B] + rb * Sv + s]:
         return s
     return -1
+
+
+@register_jitable
+def plain_grant(i, li, u, rk, bnd, p_in, P, ctx, rep, cnt, ev):  # type: ignore[no-untyped-def]
+    """Decide a request on the quiet path when no measure can touch it: an unlisted subject
+    whose grade triggers no measure of the service, and no measure reaching through its
+    group applies (``svc_plain``). Counts and logs it exactly as :func:`decide` would; returns
+    False when the full step must decide."""
+    Sv = P[D_S]
+    rb = (rk << 8) | bnd
+    s = find_service(P, rb, Sv, u)
+    if s < 0 or ((P[P[OFF_O + T_SVC_MONTHS] + s] >> (ctx[C_MONTH] - 1)) & 1) == 0:
+        return False
+    kind = rk & 1
+    r = rk >> 1
+    kidx = 2 if kind == 1 else (1 if ((bnd >> 4) & 3) == 0 else 0)
+    g = (p_in >> 16) & 15
+    er = ctx[C_E] * P[D_R] + r
+    flag = P[P[OFF_O + T_SVC_PLAIN] + ((er * 3 + kidx) * 16 + g) * Sv + s]
+    if flag == 0:
+        return False
+    if flag == 2:
+        b_lo, b_hi = represented_range(i, rep)
+        if b_hi > b_lo:
+            return False
+    band = bnd & 3 if kind == 1 else (bnd & 3) * 2 + ((bnd >> 6) & 1)
+    cell = rk * (CELLS_PER_REGION // 2) + band
+    count(P, cnt, cell, M_REQUESTS, 0, 1)
+    count(P, cnt, cell, M_DECISIONS, s * 3 + OUT_GRANTED, 1)
+    emit(ctx, ev, cnt, EV_DECISION, i, s, OUT_GRANTED, -1, 0)
+    return True
 
 
 @register_jitable
@@ -761,6 +796,13 @@ def step_subject(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no
             rec = st[li]
             w = np.int64(rec['delayed'])
             due = w != 0 and ((w >> 13) & 1023) == (t & 1023)
+            if ctx[C_MONTH_START] and (p_in >> 30) & 1:
+                due = True  # a moved score is graded at the turn of the month or year
+            if ctx[C_YEAR_START]:
+                k = (ctx[C_YEAR] - 1) & 1
+                if get_pts(rec, k) != 0 or get_fp(rec, k) != 0 or rec['cap0'] != 0 or \
+                        rec['cap1'] != 0 or (np.int64(rec['counts']) & 15) != 0:
+                    due = True
             w = np.int64(rec['appeal'])
             due = due or (w != 0 and ((w >> 13) & 1023) == (t & 1023))
             if not due:
@@ -773,8 +815,13 @@ def step_subject(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no
                     if ob == 0 or u32(rng.sub_hash(h, np.uint64(DRAW_REPAY))) >= \
                             P[P[OFF_O + T_REPAY_THR]]:
                         h2 = rng.subject_hash(key_of(ctx, C_KEY_SVC), np.uint64(i))
-                        rb = (rk << 8) | np.int64(rec['bands'])
-                        if u32(h2) >= P[P[OFF_O + T_SVC_TOTAL_B] + rb]:
+                        bnd = np.int64(rec['bands'])
+                        rb = (rk << 8) | bnd
+                        u = u32(h2)
+                        if u >= P[P[OFF_O + T_SVC_TOTAL_B] + rb]:
+                            pub[1 - par, li] = np.uint32(p_in)
+                            return
+                        if plain_grant(i, li, u, rk, bnd, p_in, P, ctx, rep, cnt, ev):
                             pub[1 - par, li] = np.uint32(p_in)
                             return
     step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev)
@@ -831,6 +878,8 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
         elif consent == 0 and P[P[OFF_O + T_CONSENT_REQUIRED] + er] != 0:
             scored = False
     recalc = False
+    # bit 30: the score moved since the grade was last calculated
+    dirty = (p_in >> 30) & 1
     # phase 3 (calendar part): points expire at the turn of the year; yearly counters reset
     if ctx[C_YEAR_START]:
         k = (year - 1) & 1
@@ -867,6 +916,8 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
         count(P, cnt, cell, M_SCORED, 0, -1)
         count(P, cnt, cell, M_SCORE_SUM, 0, -np.int64(rec['score']))
         rec['score'] = np.int16(0)
+    score0 = np.int64(rec['score'])
+    fp0 = np.int64(rec['fp0']) + np.int64(rec['fp1'])
     h = rng.subject_hash(key_of(ctx, C_KEY_ACTS), np.uint64(i))
     # phase 1: acts (the truth). One draw places the subject in at most one act's interval;
     # each act's interval has a fixed place, so one act's rate never moves another's draws.
@@ -1026,7 +1077,10 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
                     if P[P[OFF_O + T_LIST_FROM_MOVES] + er * L + l2] != 0 and get_sl(rec, s) != 0:
                         mem = list_exit(i, li, s, EXIT_MOVED, 5, mem, P, rec, cnt, cell, ctx, ev)
                         break
-    # phase 5: grades at the policy's cadence, forced grades
+    # phase 5: grades at the policy's cadence (a grade whose score has not moved stays as it
+    # is, so only moved scores are recalculated), forced grades
+    if np.int64(rec['score']) != score0 or np.int64(rec['fp0']) + np.int64(rec['fp1']) != fp0:
+        dirty = 1
     nf = (np.int64(pub[1 - par, li]) >> 24) & 31
     if nf != 0:
         forced = nf
@@ -1036,8 +1090,11 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
         forced = 0
         recalc = True
     cad = P[P[OFF_O + T_CADENCE] + erk]
-    if cad == 0 or (cad == 1 and ctx[C_MONTH_START]) or (cad == 2 and ctx[C_YEAR_START]):
+    if dirty and (cad == 0 or (cad == 1 and ctx[C_MONTH_START])
+                  or (cad == 2 and ctx[C_YEAR_START])):
         recalc = True
+    if ctx[C_BUSY] and (ctx[C_FIRST] or ctx[C_E] != ctx[C_E_PREV]):
+        recalc = True  # the grade bands may have changed with the policy
     grade = old_grade
     honest = (p_in >> 20) & 15
     if not scored:
@@ -1048,6 +1105,7 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
         grade = grade_of(P, erk, sc)
         fp = np.int64(rec['fp0']) + np.int64(rec['fp1'])
         honest = grade_of(P, erk, sc - fp)
+        dirty = 0
         if forced != 0:
             fg = forced & 15
             if fg > 0 and fg - 1 > grade:
@@ -1126,4 +1184,5 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
     out = (mem & 65535) | ((grade & 15) << 16) | ((honest & 15) << 20) | (forced << 24)
     if scored:
         out |= 1 << 29
+        out |= dirty << 30
     pub[1 - par, li] = np.uint32(out)

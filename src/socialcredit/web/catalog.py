@@ -103,9 +103,11 @@ class RunHandle:
     run: Run
     mtime: float
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _pop_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _index: SubjectIndex | None = field(default=None, repr=False)
     _population: Population | None = field(default=None, repr=False)
     _population_failed: bool = field(default=False, repr=False)
+    _model: Any = field(default=None, repr=False)
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -198,9 +200,12 @@ class RunHandle:
             return None
         return lay
 
-    def population(self) -> Population | None:
-        """The run's population, generated once (a parallel numba loop, under the lock)."""
-        with self._lock:
+    def population(self, timeout: float = -1) -> Population | None:
+        """The run's population, generated once (a parallel numba loop, under the lock);
+        None when it cannot be rebuilt, or is still being generated after ``timeout`` s."""
+        if not self._pop_lock.acquire(timeout=timeout):
+            return None
+        try:
             if self._population is not None or self._population_failed:
                 return self._population
             lay = self.layout
@@ -216,6 +221,20 @@ class RunHandle:
             self._population = pop
             self._population_failed = pop is None
             return pop
+        finally:
+            self._pop_lock.release()
+
+    def model(self) -> Any:
+        """The run's model rebuilt from the manifest, for replays (built once; the caller
+        holds :data:`NUMBA_LOCK`). Unavailable, with the sentence, when it cannot be."""
+        if self._model is None:
+            from socialcredit.analysis.common import build_run_model
+
+            try:
+                self._model = build_run_model(self.run)
+            except UserError as err:
+                raise Unavailable(err.message) from None
+        return self._model
 
     def uscc(self, subject: int) -> str | None:
         """The Unified Social Credit Code of a business subject (None for a citizen)."""
@@ -326,12 +345,15 @@ class RunHandle:
         return figures
 
     def index(self) -> SubjectIndex:
-        """The run's subject index (built in the background on first use)."""
+        """The run's subject index (built in the background on first use, together with the
+        population that describes subjects)."""
         with self._lock:
             if self._index is None:
                 from socialcredit.web.index import SubjectIndex
 
                 self._index = SubjectIndex(self.run)
+                threading.Thread(target=self.population, name=f"population {self.id}",
+                                 daemon=True).start()
             return self._index
 
     def drop_index(self) -> None:
@@ -348,22 +370,20 @@ class RunHandle:
 class RunCatalog:
     """Every run under a folder, discovered again when a lookup misses or every few seconds."""
 
-    def __init__(self, root: str | Path, *, build_index: bool = True):
+    def __init__(self, root: str | Path):
         path = Path(root).expanduser()
         if not path.is_dir():
             raise UserError(f"there is no folder {path} to serve runs from")
         self.root = path.resolve()
-        self.build_index = build_index
         self._lock = threading.Lock()
         self._paths: dict[str, Path] = {}
         self._scanned = 0.0
         self._handles: dict[str, RunHandle] = {}
         self._indexed: list[str] = []  # ids with an index, least recently used first
-        self._broken: dict[str, str] = {}
 
-    def ids(self, fresh: bool = True) -> list[str]:
-        """Ids of the runs under the folder, sorted."""
-        self._scan(force=False if fresh else False)
+    def ids(self) -> list[str]:
+        """Ids of the runs under the folder, sorted (the folder is scanned every few s)."""
+        self._scan(force=False)
         return sorted(self._paths)
 
     def _scan(self, force: bool) -> None:

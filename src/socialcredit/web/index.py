@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from socialcredit.store import quote_ident, quote_literal, table_glob
@@ -82,7 +81,7 @@ class SubjectIndex:
             listed = ", ".join(quote_ident(c) for c in cols)
             self.con.execute(
                 f"CREATE VIEW {quote_ident('src_' + name)} AS SELECT {listed}, "
-                f"file_index * 1099511627776 + file_row_number AS seq FROM {source}"
+                f"file_index AS fi, file_row_number AS fr FROM {source}"
             )
             self.tables[name] = listed
         self._thread: threading.Thread | None = None
@@ -106,9 +105,14 @@ class SubjectIndex:
             for name in self.tables:
                 if self._closed:
                     return
+                # The file and row numbers order the sort but are not kept (they would not
+                # compress); a scan of the sorted table returns rows in insertion order,
+                # which is the run's. A subject has one snapshot a day: the day suffices.
+                cols = self.tables[name]
+                order = "subject_id, day" if name == "snapshots" else "subject_id, fi, fr"
                 cur.execute(
-                    f"CREATE TABLE idx.{quote_ident(name)} AS SELECT * FROM "
-                    f"{quote_ident('src_' + name)} ORDER BY subject_id, seq"
+                    f"CREATE TABLE idx.{quote_ident(name)} AS SELECT {cols} FROM "
+                    f"{quote_ident('src_' + name)} ORDER BY {order}"
                 )
                 cur.execute("CHECKPOINT idx")
             self.build_seconds = time.perf_counter() - t0
@@ -140,11 +144,12 @@ class SubjectIndex:
         cols = self.tables.get(table)
         if cols is None:
             return []
-        source = f"idx.{quote_ident(table)}" if self.ready else quote_ident("src_" + table)
-        rel = cur.execute(
-            f"SELECT {cols} FROM {source} WHERE subject_id = ? ORDER BY seq LIMIT ?",
-            [int(subject), int(limit)],
-        )
+        if self.ready:
+            query = f"SELECT {cols} FROM idx.{quote_ident(table)} WHERE subject_id = ? LIMIT ?"
+        else:
+            query = (f"SELECT {cols} FROM {quote_ident('src_' + table)} WHERE subject_id = ? "
+                     "ORDER BY fi, fr LIMIT ?")
+        rel = cur.execute(query, [int(subject), int(limit)])
         names = [d[0] for d in rel.description]
         return [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
 
@@ -160,9 +165,3 @@ class SubjectIndex:
             self.con.close()
         except Exception:  # noqa: BLE001
             pass
-
-
-def index_path_is_inside(run: Run, name: str) -> bool:
-    """Whether the table ``name`` of ``run`` lies inside the run directory (for tests)."""
-    glob = _paths(run, name)
-    return glob is not None and Path(glob).parent.resolve().is_relative_to(run.path)

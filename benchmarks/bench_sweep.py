@@ -1,0 +1,132 @@
+"""Benchmark: a sweep of 8 runs on a local Dask cluster of 2 single-threaded workers, against
+the same 8 runs one after another in one process with one numba thread (``--threads 1``).
+
+    NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_sweep.py [--citizens N]
+        [--days N] [--workers 2] [--out bench-results]
+
+Both sides execute the same plan (a 2 x 2 grid with 2 replicates of the default scenario)
+through :func:`socialcredit.sweep.run_sweep`, writing run directories and summary rows, so
+the ratio is the speed-up of the whole sweep. Each process first runs a tiny warm-up
+simulation (numba's compiled kernels load once per process), which is not timed; the time
+to start the cluster is reported separately. The figures go to
+``bench-results/bench_sweep.json``. Target (DESIGN 6): a ratio of at least 1.7 on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SWEEP = """\
+name: bench
+scenario: default
+citizens: {citizens}
+days: {days}
+replicates: 2
+grid:
+  behaviour.awareness: [0.11, 0.5]
+  feedback.deterrence: [false, true]
+"""
+
+
+def warm_up(folder: str) -> float:
+    """Load the compiled kernels in this process (a tiny run); returns its seconds."""
+    from socialcredit.run import simulate
+
+    t = time.perf_counter()
+    out = Path(folder) / f"warm-{os.getpid()}-{time.time_ns()}"
+    simulate("default", out=out, citizens=800, days=5, threads=1)
+    shutil.rmtree(out, ignore_errors=True)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--citizens", type=int, default=200_000)
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path("bench-results"))
+    args = ap.parse_args()
+
+    from distributed import Client, LocalCluster
+
+    from socialcredit.sweep import load_sweep, run_sweep
+
+    work = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
+    try:
+        sweep_file = work / "bench.yaml"
+        sweep_file.write_text(SWEEP.format(citizens=args.citizens, days=args.days))
+        plan = load_sweep(sweep_file)
+
+        warm_up(str(work))
+        t = time.perf_counter()
+        seq = run_sweep(plan, out=work / "sequential", threads=1)
+        t_seq = time.perf_counter() - t
+        assert seq.ok and len(seq.finished) == len(plan.runs), seq.failed
+
+        t = time.perf_counter()
+        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR,
+                               env={"NUMBA_NUM_THREADS": "1"})
+        client = Client(cluster)
+        try:
+            t_cluster = time.perf_counter() - t
+            t = time.perf_counter()
+            client.run(warm_up, str(work))
+            t_warm = time.perf_counter() - t
+            t = time.perf_counter()
+            par = run_sweep(plan, out=work / "dask", client=client, threads=1)
+            t_dask = time.perf_counter() - t
+        finally:
+            client.close()
+            cluster.close()
+        assert par.ok and len(par.finished) == len(plan.runs), par.failed
+
+        # Same plan, same seeds: the two sweeps must agree run by run.
+        from socialcredit.store import Run
+
+        for r in plan.runs:
+            with Run.open(work / "sequential" / "runs" / r.name) as a, \
+                    Run.open(work / "dask" / "runs" / r.name) as b:
+                assert a.manifest["census"] == b.manifest["census"], r.name
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    figures: dict[str, Any] = {
+        "benchmark": "sweep",
+        "runs": len(plan.runs),
+        "citizens": args.citizens,
+        "days": args.days,
+        "burn_in_days": plan.base["burn_in_days"],
+        "workers": args.workers,
+        "threads_per_run": 1,
+        "cores": cores,
+        "sequential_s": round(t_seq, 2),
+        "dask_s": round(t_dask, 2),
+        "ratio": round(t_seq / t_dask, 3),
+        "cluster_start_s": round(t_cluster, 2),
+        "worker_warm_up_s": round(t_warm, 2),
+        "ratio_with_cluster_start": round(t_seq / (t_dask + t_cluster + t_warm), 3),
+        "target_ratio": 1.7,
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    target = args.out / "bench_sweep.json"
+    target.write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

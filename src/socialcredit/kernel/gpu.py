@@ -1,0 +1,506 @@
+"""The GPU driver: the day step of ``kernel.step`` run by numba-cuda kernels (DESIGN 4, 6).
+
+The same :func:`~socialcredit.kernel.step.step_subject` the CPU driver calls runs here once
+per subject and day, one CUDA thread per subject (a grid-stride loop). The state stays on the
+device for the whole run; each day the host sends the day's context (18 integers) and gets
+back the day's counters (one int64 array of cells × metrics) and, when the run records
+events, the events.
+
+Identity with the CPU backend (DESIGN 2.9):
+
+- every draw is a counter-based hash and every decision an integer comparison, so a subject's
+  step computes the same values wherever it runs; a step writes only its own state and
+  tomorrow's public word, and reads its group's public words as of the start of the day, so
+  the order in which threads run changes nothing;
+- counters are int64 and are added with integer atomics (``atomic_add`` becomes
+  ``cuda.atomic.add`` here); integer addition commutes, so the day's totals are exact;
+- events: one thread emits a subject's events in program order and takes their rows with an
+  atomic increment of one write position, so a subject's rows lie in emission order in the
+  buffer; the host sorts them by subject with a stable sort, exactly as
+  ``engine.CpuBackend.run_day`` does, and gets the same array.
+
+Counters: without events, ``REPLICAS`` copies of the counter row (block ``k`` adds to copy
+``k % REPLICAS``) spread the atomics of hot counters; a small kernel sums the copies on the
+device. With events there is one counter row and one event buffer, and a day is run in
+sub-ranges of at most ``capacity // EVENT_MARGIN`` subjects, so even if every subject emitted
+the most a subject can, the buffer could not overflow: no sub-range ever needs running
+twice (which would apply its state changes twice).
+
+Population: when the backend gets no host state it generates the subjects' region and bands
+and the businesses' representatives on the device, with the same jitable functions
+(``socialcredit.population``) and the same counter-based draws as the CPU's
+``population._generate_into``; the host copy of the state is made only when asked for
+(:meth:`GpuBackend.sync_state`: checkpoints and snapshots).
+
+Memory: before any work the backend adds up what it will put on the device
+(:func:`memory_plan`) and raises a :class:`~socialcredit.errors.UserError` saying how much it
+needs and how much is free when it does not fit.
+
+numba-cuda and numba core keep separate typing registries, and numba-cuda 0.30 cannot lower
+numba core's ``register_jitable(inline="always")`` overloads (its IR inliner types the callee
+with ``omitted`` arguments). :func:`_register_cuda_overloads` registers every jitable function
+of the package again for the ``cuda`` target, with the same inlining choice, so the one
+source of ``kernel/step.py`` compiles for both targets unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numba import cuda
+
+import socialcredit.jitcache  # noqa: F401  (before any cached jit)
+from socialcredit.errors import UserError
+from socialcredit.kernel import layout as LY
+from socialcredit.kernel.atomic import atomic_add
+from socialcredit.kernel.cpu import EVENT_MARGIN
+from socialcredit.kernel.step import (
+    C_BLO,
+    C_CHI,
+    C_CLO,
+    C_NCIT,
+    CNT_BASE,
+    N_CTX,
+    STATE_DTYPE,
+    step_subject,
+)
+from socialcredit.population import (
+    _business_bands_in,
+    _business_rep_in,
+    _citizen_bands_in,
+    business_region,
+    citizen_region,
+    n_citizens_of,
+)
+
+#: numba reads the same variable when ``numba.cuda`` is first imported.
+SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+
+#: Threads per block of the day kernel (the step is register-heavy: 128 keeps occupancy up).
+THREADS_PER_BLOCK = 32 if SIMULATOR else 128
+#: Resident blocks per multiprocessor the grid-stride launch aims at.
+BLOCKS_PER_SM = 16
+#: Copies of the counter row when no events are recorded (spreads atomics of hot counters).
+REPLICAS = 4 if SIMULATOR else 32
+#: Rows of the event buffer (6 int32 each) when events are recorded: 2**24 rows, 384 MiB.
+EVENT_CAPACITY = 1 << 24
+#: Device memory kept free beyond the plan (kernel images, the driver's own allocations).
+HEADROOM = 256 << 20
+#: Cap on the device memory the backend may use, in bytes (e.g. on a shared GPU).
+MEMORY_ENV = "SOCIALCREDIT_GPU_MEMORY"
+
+_STATE_WORDS = STATE_DTYPE.itemsize // 4
+assert STATE_DTYPE.itemsize % 4 == 0
+
+
+# ============================================================================================
+# numba-cuda typing: the package's jitable functions for the cuda target
+# ============================================================================================
+
+_registered = False
+
+
+def _register_cuda_overloads() -> None:
+    """Register ``atomic_add`` as ``cuda.atomic.add`` and every ``register_jitable`` function
+    of the package for the cuda target (see the module docstring). Idempotent."""
+    global _registered
+    if _registered or SIMULATOR:
+        return
+    from numba.core.typing.templates import builtin_registry
+    from numba.cuda.extending import overload as cuda_overload
+
+    @cuda_overload(atomic_add, target="cuda")
+    def _atomic_add_cuda(arr, i, v):  # type: ignore[no-untyped-def]
+        def impl(arr, i, v):  # type: ignore[no-untyped-def]
+            return cuda.atomic.add(arr, i, v)
+
+        return impl
+
+    done: set[int] = set()
+    for gv, gty in list(builtin_registry.globals):
+        if not getattr(gv, "__module__", "").startswith("socialcredit.") or id(gv) in done:
+            continue
+        for tmpl in getattr(gty, "templates", ()):
+            if (getattr(tmpl, "metadata", None) or {}).get("target") != "generic":
+                continue
+            inline = getattr(getattr(tmpl, "_inline", None), "_inline", "never")
+            _mirror(cuda_overload, gv, inline if inline in ("always", "never") else "never")
+            done.add(id(gv))
+            break
+    _registered = True
+
+
+def _mirror(cuda_overload: Any, fn: Any, inline: str) -> None:
+    @cuda_overload(fn, target="cuda", inline=inline, strict=False)
+    def _ov(*args, **kwargs):  # type: ignore[no-untyped-def]
+        return fn
+
+
+_register_cuda_overloads()
+
+
+# ============================================================================================
+# Kernels
+# ============================================================================================
+
+
+@cuda.jit(cache=not SIMULATOR)
+def _day_kernel(a, b, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-untyped-def]
+    """Step subjects of shard-local indices [a, b); block k counts into copy k % len(cnt)."""
+    k = cuda.blockIdx.x % cnt.shape[0]
+    counters = cnt[k]
+    events = ev[k]
+    nc = ctx[C_CHI] - ctx[C_CLO]
+    li = a + np.int64(cuda.grid(1))
+    stride = np.int64(cuda.gridsize(1))
+    while li < b:
+        if li < nc:
+            g = ctx[C_CLO] + li
+        else:
+            g = ctx[C_NCIT] + ctx[C_BLO] + li - nc
+        step_subject(g, li, P, ctx, st, pub, rep, popt, counters, events)
+        li += stride
+
+
+@cuda.jit(cache=not SIMULATOR)
+def _reduce_kernel(cnt, out):  # type: ignore[no-untyped-def]
+    """out[j] = the sum of cnt[:, j]; cnt is zeroed for the next day."""
+    j = np.int64(cuda.grid(1))
+    if j < out.shape[0]:
+        s = np.int64(0)
+        for k in range(cnt.shape[0]):
+            s += cnt[k, j]
+            cnt[k, j] = 0
+        out[j] = s
+
+
+@cuda.jit(cache=not SIMULATOR)
+def _reset_positions(cnt):  # type: ignore[no-untyped-def]
+    """Zero the event write position and overflow count of every counter copy."""
+    k = np.int64(cuda.grid(1))
+    if k < cnt.shape[0]:
+        cnt[k, 0] = 0
+        cnt[k, 1] = 0
+
+
+@cuda.jit(cache=not SIMULATOR)
+def _zero_kernel(a):  # type: ignore[no-untyped-def]
+    j = np.int64(cuda.grid(1))
+    stride = np.int64(cuda.gridsize(1))
+    while j < a.shape[0]:
+        a[j] = 0
+        j += stride
+
+
+@cuda.jit(cache=not SIMULATOR)
+def _populate_kernel(popt, c_lo, nc, b_lo, st, rep, do_state):  # type: ignore[no-untyped-def]
+    """Region and bands of shard subjects (into zeroed state) and representatives of its
+    businesses, exactly as ``population._generate_into`` computes them."""
+    C = n_citizens_of(popt)
+    n = nc + rep.shape[0]
+    j = np.int64(cuda.grid(1))
+    stride = np.int64(cuda.gridsize(1))
+    while j < n:
+        if j < nc:
+            if do_state:
+                i = c_lo + j
+                r = citizen_region(i, popt)
+                rec = st[j]
+                rec["region"] = np.uint8(r)
+                rec["bands"] = _citizen_bands_in(i, r, popt)
+        else:
+            kb = j - nc
+            bid = C + b_lo + kb
+            r = business_region(bid, popt)
+            if do_state:
+                rec = st[j]
+                rec["region"] = np.uint8(r)
+                rec["bands"] = _business_bands_in(bid, r, popt)
+            rep[kb] = np.uint32(_business_rep_in(bid, r, popt))
+        j += stride
+
+
+# ============================================================================================
+# Memory
+# ============================================================================================
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """What the backend puts on the device, in bytes."""
+
+    subjects: int
+    state: int  # 36-byte records
+    public: int  # two uint32 public words per subject
+    representatives: int  # uint32 per business
+    tables: int  # packed policy tables, population table, day context
+    counters: int  # counter copies and the reduced row
+    events: int  # the event buffer (0 without events)
+
+    @property
+    def total(self) -> int:
+        return (self.state + self.public + self.representatives + self.tables + self.counters
+                + self.events)
+
+    def rows(self) -> list[tuple[str, int]]:
+        return [("state records (36 B per subject)", self.state),
+                ("public words (8 B per subject)", self.public),
+                ("representatives (4 B per business)", self.representatives),
+                ("policy and population tables", self.tables),
+                ("counters", self.counters), ("event buffer", self.events)]
+
+
+def counter_copies(emit: int) -> int:
+    return 1 if emit else REPLICAS
+
+
+def memory_plan(model: Any, shard: Any, *, emit: int = LY.EMIT_NONE,
+                event_capacity: int = EVENT_CAPACITY) -> MemoryPlan:
+    """The device memory a shard of a model needs on the GPU backend."""
+    nb = shard.b_hi - shard.b_lo
+    n = shard.size
+    ncol = CNT_BASE + model.n_cells * model.n_metrics
+    popt = model.population.popt
+    return MemoryPlan(
+        subjects=n,
+        state=n * STATE_DTYPE.itemsize,
+        public=2 * n * 4,
+        representatives=nb * 4,
+        tables=int(model.packed.P.nbytes) + int(popt.nbytes) + N_CTX * 8,
+        counters=(counter_copies(emit) + 1) * ncol * 8,
+        events=_event_rows(n, emit, event_capacity) * LY.EV_WIDTH * 4 if emit else 0,
+    )
+
+
+def _event_rows(n: int, emit: int, capacity: int) -> int:
+    if not emit:
+        return 1
+    return max(EVENT_MARGIN, min(int(capacity), max(1, n) * EVENT_MARGIN))
+
+
+def device_free_bytes() -> float:
+    """Free memory of the current CUDA device (the simulator reports infinity), capped by
+    ``$SOCIALCREDIT_GPU_MEMORY`` when that is set."""
+    free = float(cuda.current_context().get_memory_info()[0])
+    cap = os.environ.get(MEMORY_ENV)
+    if cap:
+        free = min(free, float(int(cap)))
+    return free
+
+
+def _gb(x: float) -> str:
+    return f"{x / 1e9:,.2f} GB"
+
+
+def check_memory(plan: MemoryPlan, free: float) -> None:
+    """Raise a UserError when the plan (plus headroom) does not fit the free memory."""
+    need = plan.total + HEADROOM
+    if need > free:
+        raise UserError(
+            f"this run needs {_gb(need)} of GPU memory ({plan.subjects:,} subjects at "
+            f"{(plan.state + plan.public) / max(1, plan.subjects):.0f} bytes of state each, plus "
+            f"tables, counters, event buffer and {_gb(HEADROOM)} headroom) but the GPU has "
+            f"{_gb(free)} free; use fewer --citizens, shard the run, or --backend cpu")
+
+
+# ============================================================================================
+# The backend
+# ============================================================================================
+
+
+def _has_arrays(pop: Any) -> bool:
+    return getattr(pop, "materialized", True) and getattr(pop, "rep", None) is not None
+
+
+class GpuBackend:
+    """Runs days of a shard with numba-cuda kernels; the state lives on the device.
+
+    ``state``: the host state dict (``{"st", "pub"}``, as ``engine.new_state`` makes it or a
+    checkpoint restored it), uploaded once; or ``None`` to generate the population on the
+    device, in which case ``self.state`` is made on the host only by :meth:`sync_state`."""
+
+    name = "gpu"
+
+    def __init__(self, model: Any, shard: Any, state: dict[str, np.ndarray] | None = None, *,
+                 emit: int = LY.EMIT_NONE, event_capacity: int = EVENT_CAPACITY,
+                 free_bytes: float | None = None, threads_per_block: int | None = None):
+        from socialcredit.engine import DayResult
+
+        self._DayResult = DayResult
+        self.model = model
+        self.shard = shard
+        self.emit = int(emit)
+        self.state: dict[str, np.ndarray] | None = state
+        n = shard.size
+        nc = shard.c_hi - shard.c_lo
+        nb = shard.b_hi - shard.b_lo
+        self.n = n
+        self.plan = memory_plan(model, shard, emit=self.emit, event_capacity=event_capacity)
+        check_memory(self.plan, device_free_bytes() if free_bytes is None else free_bytes)
+        self.tpb = int(threads_per_block or THREADS_PER_BLOCK)
+        if SIMULATOR:
+            self.max_blocks = 64
+            self.threads = 1
+        else:
+            sms = int(cuda.get_current_device().MULTIPROCESSOR_COUNT)
+            self.max_blocks = sms * BLOCKS_PER_SM
+            self.threads = sms
+        self.ncol = CNT_BASE + model.n_cells * model.n_metrics
+        k = counter_copies(self.emit)
+        rows = _event_rows(n, self.emit, event_capacity)
+        #: subjects per launch: the worst case of every subject's events fits the buffer
+        self.span = max(1, rows // EVENT_MARGIN) if self.emit else max(1, n)
+        # tables
+        self.P = cuda.to_device(np.ascontiguousarray(model.packed.P))
+        self.popt = cuda.to_device(np.ascontiguousarray(model.population.popt))
+        self.ctx = cuda.device_array(N_CTX, np.int64)
+        self.cnt = cuda.device_array((k, self.ncol), np.int64)
+        self.out = cuda.device_array(self.ncol, np.int64)
+        self.ev = cuda.device_array((k, rows, LY.EV_WIDTH), np.int32)
+        self._out_host = np.zeros(self.ncol, np.int64)
+        self._zero(self.cnt.reshape(k * self.ncol))
+        # state
+        self.stw = cuda.device_array(max(1, n) * _STATE_WORDS, np.uint32)
+        self.st = self.stw.view(STATE_DTYPE)[:n]
+        self.pub = cuda.device_array((2, n), np.uint32)
+        self.rep = cuda.device_array(nb, np.uint32)
+        pop = model.population
+        if state is not None:
+            self.st.copy_to_device(np.ascontiguousarray(state["st"]))
+            self.pub.copy_to_device(np.ascontiguousarray(state["pub"]))
+            if _has_arrays(pop):
+                self.rep.copy_to_device(np.ascontiguousarray(pop.rep[shard.b_lo:shard.b_hi]))
+            else:
+                self._populate(do_state=False)
+        else:
+            self._zero(self.stw)
+            self._zero(self.pub.reshape(2 * n))
+            self._populate(do_state=True)
+        cuda.synchronize()
+
+    # -- launches -------------------------------------------------------------------------
+
+    def _grid(self, n: int) -> int:
+        return max(1, min(self.max_blocks, -(-n // self.tpb)))
+
+    def _zero(self, a: Any) -> None:
+        if a.shape[0]:
+            _zero_kernel[self._grid(a.shape[0]), self.tpb](a)
+
+    def _populate(self, *, do_state: bool) -> None:
+        sh = self.shard
+        nc = sh.c_hi - sh.c_lo
+        _populate_kernel[self._grid(self.n), self.tpb](self.popt, np.int64(sh.c_lo),
+                                                        np.int64(nc), np.int64(sh.b_lo),
+                                                        self.st, self.rep, do_state)
+
+    def run_day(self, t: int, calendar: Any) -> Any:
+        m = self.model
+        ctx = calendar.ctx(t, m, self.shard, self.emit)
+        self.ctx.copy_to_device(ctx)
+        chunks: list[np.ndarray] = []
+        a = 0
+        while a < self.n:
+            b = min(self.n, a + self.span)
+            _day_kernel[self._grid(b - a), self.tpb](np.int64(a), np.int64(b), self.P, self.ctx,
+                                                     self.st, self.pub, self.rep, self.popt,
+                                                     self.cnt, self.ev)
+            if self.emit:
+                pos = self.cnt[0, :CNT_BASE].copy_to_host()
+                if pos[1]:
+                    raise RuntimeError("event buffer overflow")
+                if pos[0]:
+                    chunks.append(self.ev[0, :int(pos[0])].copy_to_host())
+                _reset_positions[1, max(1, self.cnt.shape[0])](self.cnt)
+            a = b
+        _reduce_kernel[-(-self.ncol // 256), 256](self.cnt, self.out)
+        self.out.copy_to_host(self._out_host)
+        counts = self._out_host[CNT_BASE:].reshape(m.n_cells, m.n_metrics).copy()
+        if chunks:
+            events = np.concatenate(chunks)
+            events = events[np.argsort(events[:, 1], kind="stable")]
+        else:
+            events = np.zeros((0, LY.EV_WIDTH), dtype=np.int32)
+        return self._DayResult(counts=counts, events=events)
+
+    def sync_state(self) -> None:
+        """Copy the device state into ``self.state`` (made on first use when the population
+        was generated on the device)."""
+        if self.state is None:
+            self.state = {"st": np.zeros(self.n, STATE_DTYPE),
+                          "pub": np.zeros((2, self.n), np.uint32)}
+        if self.n:
+            self.st.copy_to_host(self.state["st"])
+            self.pub.copy_to_host(self.state["pub"])
+
+    def representatives(self) -> np.ndarray:
+        """The shard's representatives as the device holds them (for checks)."""
+        return np.asarray(self.rep.copy_to_host())
+
+    def device_copy_seconds(self, repeats: int = 3) -> float:
+        """Seconds of one plain device-to-device copy of the state arrays (the speed of light
+        a day's step is measured against)."""
+        import time
+
+        dst_st = cuda.device_array_like(self.stw)
+        dst_pub = cuda.device_array_like(self.pub)
+        best = math.inf
+        for _ in range(max(1, repeats)):
+            cuda.synchronize()
+            t0 = time.perf_counter()
+            dst_st.copy_to_device(self.stw)
+            dst_pub.copy_to_device(self.pub)
+            cuda.synchronize()
+            best = min(best, time.perf_counter() - t0)
+        del dst_st, dst_pub
+        return best
+
+
+# ============================================================================================
+# A population whose arrays are made only when read (the GPU generates its own)
+# ============================================================================================
+
+
+def lazy_population(lay: Any) -> Any:
+    """A :class:`~socialcredit.population.Population` of a layout whose ``region``, ``bands``
+    and ``rep`` arrays are generated (on the CPU) only when first read.
+
+    A GPU run needs only the layout on the host: the device generates the subjects itself,
+    and the recorder reads regions and bands from the synced state. ``materialized`` says
+    whether the arrays exist yet."""
+    from socialcredit.population import P_BSTART, P_CSTART, Population, populate
+
+    class LazyPopulation(Population):
+        def _fill(self) -> None:
+            full = populate(self.layout)
+            self.__dict__["_arrays"] = (full.region, full.bands, full.rep)
+
+        def _get(self, k: int) -> np.ndarray:
+            arrays = self.__dict__.get("_arrays")
+            if arrays is None:
+                self._fill()
+                arrays = self.__dict__["_arrays"]
+            return arrays[k]
+
+        @property
+        def materialized(self) -> bool:
+            return self.__dict__.get("_arrays") is not None
+
+    def _prop(k: int) -> property:
+        return property(lambda self: self._get(k), lambda self, v: None)
+
+    LazyPopulation.region = _prop(0)  # type: ignore[assignment]
+    LazyPopulation.bands = _prop(1)  # type: ignore[assignment]
+    LazyPopulation.rep = _prop(2)  # type: ignore[assignment]
+    popt = lay.popt
+    C, B = lay.n_citizens, lay.n_businesses
+    return LazyPopulation(
+        n_citizens=C, n_businesses=B, region=None, bands=None, rep=None,  # type: ignore[arg-type]
+        region_citizen_start=np.append(popt[:, P_CSTART], C).astype(np.int64),
+        region_business_start=np.append(popt[:, P_BSTART], C + B).astype(np.int64),
+        popt=popt, region_ids=lay.region_ids, region_names=lay.region_names,
+        admin_codes=lay.admin_codes, seed=lay.seed, scale=lay.scale)

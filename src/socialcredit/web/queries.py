@@ -1,0 +1,753 @@
+"""What the explorer's pages show, as JSON: the list of runs, a run's overview charts, who is
+on a list, a policy resolved for a region and date, and two runs compared.
+
+Every query goes through DuckDB over the run's Parquet files (the views of ``run.duckdb``,
+or ``read_parquet`` over the run's own files for a comparison of two runs). Charts are Plotly
+figures as plain JSON (``{"data": [...], "layout": {...}}``), drawn in the browser by the
+Plotly.js that ships with the ``plotly`` package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from socialcredit.errors import UserError
+from socialcredit.store import quote_ident, quote_literal
+from socialcredit.web.catalog import NotFound, RunHandle, Unavailable
+
+if TYPE_CHECKING:
+    import duckdb
+
+#: Seconds a query may run before it is interrupted (the request then gets a 503).
+QUERY_SECONDS = 10.0
+#: The largest page of a list.
+MAX_PAGE_SIZE = 200
+
+OUTCOMES = ("granted", "denied", "fast_tracked")
+INCOME = ("low", "lower_middle", "upper_middle", "high")
+SIZE = ("micro", "small", "medium", "large")
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf")
+
+
+class QueryTimeout(Exception):
+    """A query ran past its time limit and was interrupted."""
+
+
+@contextlib.contextmanager
+def bounded(cursor: duckdb.DuckDBPyConnection,
+            seconds: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Run queries on ``cursor`` for at most ``seconds`` (then interrupt them), and close it."""
+    import duckdb
+
+    limit = QUERY_SECONDS if seconds is None else seconds
+    timer = threading.Timer(limit, cursor.interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield cursor
+    except duckdb.InterruptException:
+        raise QueryTimeout(f"the query took longer than {limit:g} s and was stopped") from None
+    finally:
+        timer.cancel()
+        cursor.close()
+
+
+def fetch(cur: duckdb.DuckDBPyConnection, query: str,
+          params: list[Any] | None = None) -> list[dict[str, Any]]:
+    rel = cur.execute(query, params or [])
+    names = [d[0] for d in rel.description]
+    return [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
+
+
+# --- groups of subjects ------------------------------------------------------------------------
+
+#: The groups (bands) a page can filter by: name -> (label, condition on ``daily`` or
+#: ``snapshots`` columns).
+GROUPS: dict[str, tuple[str, str]] = {
+    "all": ("everyone", "TRUE"),
+    "citizen": ("citizens", "kind = 'citizen'"),
+    "business": ("businesses", "kind = 'business'"),
+    **{f"income:{k}": (f"citizens, income {n.replace('_', ' ')}",
+                       f"kind = 'citizen' AND income = {k}") for k, n in enumerate(INCOME)},
+    "urban": ("citizens, urban", "kind = 'citizen' AND urban"),
+    "rural": ("citizens, rural", "kind = 'citizen' AND NOT urban"),
+    **{f"size:{k}": (f"businesses, {n}", f"kind = 'business' AND size = {k}")
+       for k, n in enumerate(SIZE)},
+}
+
+
+def group_condition(group: str | None) -> tuple[str, str]:
+    """(name, SQL condition) of a group; NotFound for an unknown one."""
+    name = group or "all"
+    if name not in GROUPS:
+        raise NotFound(f"there is no group {name!r}: use one of {', '.join(GROUPS)}")
+    return name, GROUPS[name][1]
+
+
+def region_condition(handle: RunHandle, region: str | None) -> tuple[str | None, str]:
+    reg = handle.region_index(region)
+    if reg is None:
+        return None, "TRUE"
+    return str(reg["id"]), f"region = {quote_literal(str(reg['id']))}"
+
+
+def subject_range_condition(handle: RunHandle, region: str | None, kind: str | None) -> str:
+    """A condition on ``subject_id`` for a region and a kind (ids are contiguous ranges)."""
+    parts = []
+    for reg in handle.regions:
+        if region is not None and reg["id"] != region:
+            continue
+        if kind in (None, "citizen"):
+            parts.append(f"subject_id BETWEEN {reg['c_lo']} AND {reg['c_hi'] - 1}")
+        if kind in (None, "business"):
+            parts.append(f"subject_id BETWEEN {reg['b_lo']} AND {reg['b_hi'] - 1}")
+    return "(" + (" OR ".join(parts) or "FALSE") + ")"
+
+
+# --- the runs ----------------------------------------------------------------------------------
+
+
+def run_entry(handle: RunHandle) -> dict[str, Any]:
+    """One run in the list of runs: what was run, when, on whom, under which policy."""
+    m = handle.manifest
+    sc = m.get("scenario") or {}
+    pol = m.get("policy") or {}
+    return {
+        "id": handle.id,
+        "scenario": sc.get("name"),
+        "description": sc.get("description"),
+        "created": m.get("created"),
+        "start": handle.start.isoformat(),
+        "end": handle.end.isoformat(),
+        "days": handle.days,
+        "citizens": handle.n_citizens,
+        "businesses": handle.n_businesses,
+        "regions": [r["id"] for r in handle.regions],
+        "policy": pol.get("name"),
+        "reforms": list(pol.get("reforms") or []),
+        "seed": m.get("seed"),
+        "ledger": handle.has_ledger,
+        "headline": handle.summary,
+    }
+
+
+def run_detail(handle: RunHandle) -> dict[str, Any]:
+    """A run's manifest and headline figures."""
+    out = run_entry(handle)
+    out["manifest"] = handle.manifest
+    out["tables"] = handle.run.tables()
+    out["snapshot_days"] = [d.isoformat() for d in handle.snapshot_days]
+    out["lists"] = list((handle.manifest.get("policy") or {}).get("lists") or [])
+    out["groups"] = {k: v[0] for k, v in GROUPS.items()}
+    return out
+
+
+# --- the overview ------------------------------------------------------------------------------
+
+
+def _daily_columns(handle: RunHandle) -> list[str]:
+    cols: list[str] | None = getattr(handle, "_daily_columns", None)
+    if cols is None:
+        cols = handle.run.columns("daily")
+        handle._daily_columns = cols  # type: ignore[attr-defined]
+    return cols
+
+
+def _sum(cols: list[str]) -> str:
+    return " + ".join(f"coalesce({quote_ident(c)}, 0)" for c in cols) if cols else "0"
+
+
+def _figure(data: list[dict[str, Any]], title: str, **layout: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}},
+        "margin": {"l": 60, "r": 20, "t": 48, "b": 48},
+        "legend": {"orientation": "h", "y": -0.2},
+        "template": "plotly_white",
+        "height": 360,
+    }
+    for axis in ("xaxis", "yaxis"):
+        layout[axis] = {"automargin": True, **layout.get(axis, {})}
+    base.update(layout)
+    return {"data": data, "layout": base}
+
+
+def overview(handle: RunHandle, region: str | None = None, group: str | None = None,
+             start: str | None = None, end: str | None = None) -> dict[str, Any]:
+    """The run's charts, filtered by region, group and date range."""
+    region_id, where_region = region_condition(handle, region)
+    group_name, where_group = group_condition(group)
+    d0 = handle.date(start, handle.start)
+    d1 = handle.date(end, handle.end)
+    if d1 < d0:
+        raise NotFound(f"the date range {d0} to {d1} of the run {handle.id} is empty")
+    where = f"day BETWEEN ? AND ? AND {where_region} AND {where_group}"
+    params: list[Any] = [d0, d1]
+    cols = _daily_columns(handle)
+    pol = handle.manifest.get("policy") or {}
+    lists = [n for n in pol.get("lists") or [] if f"listed_{n}" in cols]
+    services = [s for s in pol.get("services") or []
+                if any(f"{o}_{s}" in cols for o in OUTCOMES)]
+    figures: dict[str, dict[str, Any]] = {}
+    notes: list[str] = []
+    with bounded(handle.run.cursor()) as cur:
+        figures["scores"] = _scores(handle, cur, region_id, where_region, where_group, d0, d1,
+                                    notes)
+        figures["grades"] = _grades(handle, cur, region_id, group_name, where, params, cols)
+        figures["lists"] = _lists(cur, lists, where, params)
+        figures["decisions"] = _decisions(cur, services, cols, where, params)
+        figures["wrongful"] = _wrongful(handle, cur, region_id, group_name, services, cols,
+                                        where, params, d0, d1, notes)
+        figures["disparity"], disparity = _disparity(cur, lists, services, cols,
+                                                     f"day BETWEEN ? AND ? AND {where_region}",
+                                                     params, d1)
+    return {
+        "run": handle.id,
+        "filters": {"region": region_id, "group": group_name, "start": d0.isoformat(),
+                    "end": d1.isoformat()},
+        "regions": [{"id": r["id"], "name": r["name"]} for r in handle.regions],
+        "groups": {k: v[0] for k, v in GROUPS.items()},
+        "figures": figures,
+        "disparity": disparity,
+        "notes": notes,
+    }
+
+
+def _scores(handle: RunHandle, cur: duckdb.DuckDBPyConnection, region_id: str | None,
+            where_region: str, where_group: str, d0: dt.date, d1: dt.date,
+            notes: list[str]) -> dict[str, Any]:
+    snaps = [d for d in handle.snapshot_days if d <= d1]
+    if handle.has_snapshots and snaps:
+        day = snaps[-1]
+        rows = fetch(cur, f"""
+            SELECT region, (score // 10) * 10 AS bin, count(*) AS n FROM snapshots
+            WHERE day = ? AND grade <> 'none' AND {where_region} AND {where_group}
+            GROUP BY ALL ORDER BY region, bin""", [day])
+        data = []
+        for k, reg in enumerate(r["id"] for r in handle.regions):
+            pts = [r for r in rows if r["region"] == reg]
+            if pts:
+                data.append({"type": "bar", "name": reg, "x": [r["bin"] for r in pts],
+                             "y": [r["n"] for r in pts], "opacity": 0.75,
+                             "marker": {"color": COLOURS[k % len(COLOURS)]},
+                             "hovertemplate": "score %{x}–%{x}+9: %{y}<extra>" + reg + "</extra>"})
+        if not data:
+            notes.append(f"nobody in this selection had a score on {day}")
+        return _figure(data, f"Score distribution on {day} (scored subjects)", barmode="overlay",
+                       xaxis={"title": {"text": "score (bins of 10 points)"}},
+                       yaxis={"title": {"text": "subjects"}})
+    rows = fetch(cur, f"""
+        SELECT day, region, sum(score_sum) AS s, sum(scored) AS n FROM daily
+        WHERE day BETWEEN ? AND ? AND {where_region} AND {where_group}
+        GROUP BY ALL ORDER BY day""", [d0, d1])
+    data = []
+    for k, reg in enumerate(r["id"] for r in handle.regions):
+        pts = [r for r in rows if r["region"] == reg and r["n"]]
+        if pts:
+            data.append({"type": "scatter", "mode": "lines", "name": reg,
+                         "x": [r["day"].isoformat() for r in pts],
+                         "y": [round(r["s"] / r["n"], 1) for r in pts],
+                         "line": {"color": COLOURS[k % len(COLOURS)]}})
+    notes.append("the run has no snapshots (no ledger): the chart shows mean scores")
+    return _figure(data, "Mean score of scored subjects", yaxis={"title": {"text": "score"}})
+
+
+def _grade_names(handle: RunHandle, region: str, kind: str) -> list[str]:
+    grades = (handle.manifest.get("policy") or {}).get("grades") or {}
+    return list((grades.get(region) or {}).get(kind) or [])
+
+
+def _grades(handle: RunHandle, cur: duckdb.DuckDBPyConnection, region_id: str | None,
+            group_name: str, where: str, params: list[Any], cols: list[str]) -> dict[str, Any]:
+    kind = "business" if group_name == "business" or group_name.startswith("size:") else "citizen"
+    data: list[dict[str, Any]] = []
+    if region_id is not None:
+        names = _grade_names(handle, region_id, kind)
+        present = [k for k in range(len(names)) if f"grade_{k}" in cols]
+        if not present:
+            return _figure([], f"Grade shares in {region_id}: no {kind} grades there")
+        sums = ", ".join(f"sum({quote_ident(f'grade_{k}')}) AS g{k}" for k in present)
+        rows = fetch(cur, f"SELECT day, {sums} FROM daily WHERE {where} "
+                          f"AND kind = '{kind}' GROUP BY day ORDER BY day", params)
+        for k in present:
+            total = [sum(r[f"g{j}"] or 0 for j in present) for r in rows]
+            data.append({"type": "scatter", "mode": "lines", "stackgroup": "one",
+                         "name": names[k], "x": [r["day"].isoformat() for r in rows],
+                         "y": [round((r[f"g{k}"] or 0) / t, 4) if t else 0
+                               for r, t in zip(rows, total, strict=True)]})
+        return _figure(data, f"Grade shares of graded {kind}s in {region_id}",
+                       yaxis={"title": {"text": "share"}, "tickformat": ".0%"})
+    # every region: the shares on the last day, one bar per region
+    last = params[1]
+    width = max((len(_grade_names(handle, r["id"], kind)) for r in handle.regions), default=0)
+    present = [k for k in range(width) if f"grade_{k}" in cols]
+    order: list[str] = []
+    shares: dict[str, dict[str, float]] = {}
+    if present:
+        sums = ", ".join(f"sum({quote_ident(f'grade_{k}')}) AS g{k}" for k in present)
+        by_region = {r["region"]: r for r in fetch(
+            cur, f"SELECT region, {sums} FROM daily WHERE {where} AND day = ? AND "
+                 f"kind = '{kind}' GROUP BY region", [*params, last])}
+        for reg in handle.regions:
+            names = _grade_names(handle, reg["id"], kind)
+            row = by_region.get(reg["id"])
+            if not names or row is None:
+                continue
+            ks = [k for k in present if k < len(names)]
+            graded = sum(row[f"g{k}"] or 0 for k in ks)
+            if not graded:
+                continue
+            shares[reg["id"]] = {names[k]: (row[f"g{k}"] or 0) / graded for k in ks}
+            order += [names[k] for k in ks if names[k] not in order]
+    for name in order:
+        regs = [r for r in shares if name in shares[r]]
+        data.append({"type": "bar", "name": name, "x": regs,
+                     "y": [round(shares[r][name], 4) for r in regs]})
+    return _figure(data, f"Grade shares of graded {kind}s on {last}", barmode="stack",
+                   yaxis={"title": {"text": "share"}, "tickformat": ".0%"})
+
+
+def _lists(cur: duckdb.DuckDBPyConnection, lists: list[str], where: str,
+           params: list[Any]) -> dict[str, Any]:
+    if not lists:
+        return _figure([], "List sizes")
+    sums = ", ".join(f"sum({quote_ident('listed_' + n)}) AS {quote_ident(n)}" for n in lists)
+    rows = fetch(cur, f"SELECT day, {sums} FROM daily WHERE {where} GROUP BY day ORDER BY day",
+                 params)
+    x = [r["day"].isoformat() for r in rows]
+    data = [{"type": "scatter", "mode": "lines", "name": n, "x": x,
+             "y": [r[n] or 0 for r in rows]} for n in lists]
+    return _figure(data, "Subjects on each list", yaxis={"title": {"text": "subjects"}})
+
+
+def _decisions(cur: duckdb.DuckDBPyConnection, services: list[str], cols: list[str],
+               where: str, params: list[Any]) -> dict[str, Any]:
+    if not services:
+        return _figure([], "Decisions by service and outcome")
+    parts = []
+    for s in services:
+        for o in OUTCOMES:
+            c = f"{o}_{s}"
+            if c in cols:
+                parts.append(f"sum({quote_ident(c)}) AS {quote_ident(c)}")
+    row = fetch(cur, f"SELECT {', '.join(parts)} FROM daily WHERE {where}", params)[0]
+    data = []
+    colours = {"granted": "#9ab", "denied": "#d62728", "fast_tracked": "#2ca02c"}
+    for o in OUTCOMES:
+        data.append({"type": "bar", "name": o.replace("_", "-"), "x": services,
+                     "y": [int(row.get(f"{o}_{s}") or 0) for s in services],
+                     "marker": {"color": colours[o]}})
+    return _figure(data, "Decisions by service and outcome", barmode="group",
+                   yaxis={"title": {"text": "decisions (log scale)"}, "type": "log"},
+                   xaxis={"tickangle": -40}, height=420)
+
+
+def _wrongful(handle: RunHandle, cur: duckdb.DuckDBPyConnection, region_id: str | None,
+              group_name: str, services: list[str], cols: list[str], where: str,
+              params: list[Any], d0: dt.date, d1: dt.date, notes: list[str]) -> dict[str, Any]:
+    if handle.has_ledger:
+        kind = None
+        if group_name == "citizen":
+            kind = "citizen"
+        elif group_name == "business":
+            kind = "business"
+        cond = subject_range_condition(handle, region_id, kind)
+        if group_name not in ("all", "citizen", "business") and handle.snapshot_days:
+            _, band = group_condition(group_name)
+            first = handle.snapshot_days[0]
+            cond += (f" AND subject_id IN (SELECT subject_id FROM snapshots WHERE day = "
+                     f"{quote_literal(first.isoformat())} AND {band})")
+        # as socialcredit.analysis.metrics.wrongful_decisions: the channel of the subject's
+        # most recent false record on or before the day of the decision
+        rows = fetch(cur, f"""
+            SELECT coalesce(r.channel, '(no false record of its own)') AS channel,
+                   count(*) AS n
+            FROM (SELECT subject_id, day FROM decisions
+                  WHERE wrongful AND day BETWEEN ? AND ? AND {cond}) d
+            ASOF LEFT JOIN (SELECT subject_id, day, channel FROM records
+                            WHERE NOT true_record) r
+              ON d.subject_id = r.subject_id AND d.day >= r.day
+            GROUP BY 1 ORDER BY 2 DESC, 1""", [d0, d1])
+        notes.append("a wrongful decision is put down to the channel of the subject's most "
+                     "recent false record; '(no false record of its own)': it reached the "
+                     "subject through its group, or rests on a false record made before "
+                     "the reported days")
+        data = [{"type": "bar", "x": [r["channel"] for r in rows], "y": [r["n"] for r in rows],
+                 "marker": {"color": "#d62728"}, "name": "wrongful decisions"}] if rows else []
+        return _figure(data, "Wrongful decisions by the channel of the false records",
+                       yaxis={"title": {"text": "wrongful decisions"}})
+    present = [s for s in services if f"wrongful_{s}" in cols]
+    if not present:
+        return _figure([], "Wrongful decisions")
+    sums = ", ".join(f"sum({quote_ident('wrongful_' + s)}) AS {quote_ident(s)}" for s in present)
+    row = fetch(cur, f"SELECT {sums} FROM daily WHERE {where}", params)[0]
+    notes.append("the run has no ledger: wrongful decisions are shown by service, not channel")
+    data = [{"type": "bar", "x": present, "y": [int(row.get(s) or 0) for s in present],
+             "marker": {"color": "#d62728"}, "name": "wrongful decisions"}]
+    if not any(data[0]["y"]):
+        data = []
+    return _figure(data, "Wrongful decisions by service", xaxis={"tickangle": -40})
+
+
+def _in_group(group: str, cell: dict[str, Any]) -> bool:
+    """Whether a cell of ``daily`` (kind and bands) belongs to a group of :data:`GROUPS`."""
+    kind = cell["kind"]
+    if group in ("citizen", "business"):
+        return bool(kind == group)
+    what, _, value = group.partition(":")
+    if what == "income":
+        return bool(kind == "citizen" and cell["income"] == int(value))
+    if what == "size":
+        return bool(kind == "business" and cell["size"] == int(value))
+    if what in ("urban", "rural"):
+        return bool(kind == "citizen" and cell["urban"] is not None
+                    and bool(cell["urban"]) == (what == "urban"))
+    return True
+
+
+def _disparity(cur: duckdb.DuckDBPyConnection, lists: list[str], services: list[str],
+               cols: list[str], where: str, params: list[Any],
+               last: dt.date) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    denied = [f"denied_{s}" for s in services if f"denied_{s}" in cols]
+    decided = [f"{o}_{s}" for s in services for o in OUTCOMES if f"{o}_{s}" in cols]
+    wrongful = [f"wrongful_{s}" for s in services if f"wrongful_{s}" in cols]
+    listed = [f"listed_{n}" for n in lists]
+    cells = fetch(cur, f"""
+        SELECT kind, income, urban, size,
+               sum({_sum(denied)}) AS denied, sum({_sum(decided)}) AS decided,
+               sum({_sum(wrongful)}) AS wrongful,
+               sum(CASE WHEN day = ? THEN {_sum(listed)} ELSE 0 END) AS listed,
+               sum(CASE WHEN day = ? THEN subjects ELSE 0 END) AS subjects
+        FROM daily WHERE {where} GROUP BY ALL""", [last, last, *params])
+    out: list[dict[str, Any]] = []
+    for g in GROUPS:
+        if g in ("all", "citizen", "business"):
+            continue
+        mine = [c for c in cells if _in_group(g, c)]
+        subjects = sum(int(c["subjects"] or 0) for c in mine)
+        if not subjects:
+            continue
+        dec = sum(int(c["decided"] or 0) for c in mine)
+        den = sum(int(c["denied"] or 0) for c in mine)
+        wrong = sum(int(c["wrongful"] or 0) for c in mine)
+        lst = sum(int(c["listed"] or 0) for c in mine)
+        out.append({
+            "group": g, "label": GROUPS[g][0], "subjects": subjects,
+            "decisions": dec, "denied": den, "wrongful": wrong,
+            "denied_per_100_decisions": round(100 * den / dec, 3) if dec else None,
+            "wrongful_per_100_denials": round(100 * wrong / den, 3) if den else None,
+            "listed_per_1000": round(1000 * lst / subjects, 3),
+        })
+    labels = [r["label"] for r in out]
+    data = [
+        {"type": "bar", "name": "denied per 100 decisions", "x": labels,
+         "y": [r["denied_per_100_decisions"] for r in out], "marker": {"color": "#d62728"},
+         "offsetgroup": "1"},
+        {"type": "bar", "name": f"on a list per 1,000 on {last}", "x": labels,
+         "y": [r["listed_per_1000"] for r in out], "marker": {"color": "#1f77b4"},
+         "yaxis": "y2", "offsetgroup": "2"},
+    ]
+    fig = _figure(data, "Disparity by group", barmode="group", xaxis={"tickangle": -30},
+                  margin={"l": 60, "r": 70, "t": 48, "b": 48},
+                  yaxis={"title": {"text": "denied per 100 decisions"}},
+                  yaxis2={"title": {"text": "listed per 1,000"}, "overlaying": "y",
+                          "side": "right", "rangemode": "tozero"}, height=420)
+    return fig, out
+
+
+# --- lists -------------------------------------------------------------------------------------
+
+
+def lists_on(handle: RunHandle, date: str | None) -> dict[str, Any]:
+    """Each list of the run with how many subjects are on it on a date (from ``daily``)."""
+    day = handle.date(date)
+    cols = _daily_columns(handle)
+    names = [n for n in (handle.manifest.get("policy") or {}).get("lists") or []
+             if f"listed_{n}" in cols]
+    counts: dict[str, int] = {}
+    if names:
+        sums = ", ".join(f"sum({quote_ident('listed_' + n)}) AS {quote_ident(n)}" for n in names)
+        with bounded(handle.run.cursor()) as cur:
+            row = fetch(cur, f"SELECT {sums} FROM daily WHERE day = ?", [day])[0]
+        counts = {n: int(row.get(n) or 0) for n in names}
+    return {"run": handle.id, "date": day.isoformat(), "ledger": handle.has_ledger,
+            "lists": [{"list": n, "subjects": counts.get(n, 0), "kind": _list_kind(n)}
+                      for n in names]}
+
+
+def _list_kind(name: str) -> str:
+    return "redlist" if any(w in name for w in ("honour", "red", "merit")) else "blacklist"
+
+
+def list_members(handle: RunHandle, name: str, date: str | None = None, page: int = 1,
+                 page_size: int = 50, region: str | None = None, kind: str | None = None,
+                 false_caused: bool | None = None) -> dict[str, Any]:
+    """Who is on list ``name`` on a date, a page at a time, by subject id.
+
+    A subject is on the list when its last list event up to the date is an entry or an
+    extension; a subject with no event by then holds what it held when the period began
+    (listed during the burn-in): its first later event says so (an exit or extension means
+    listed), or, with no event at all, the snapshots' flag."""
+    lists = list((handle.manifest.get("policy") or {}).get("lists") or [])
+    if name not in lists:
+        raise NotFound(f"the run {handle.id} has no list {name!r}")
+    day = handle.date(date)
+    reg = handle.region_index(region)
+    if kind not in (None, "", "citizen", "business"):
+        raise NotFound(f"there is no kind {kind!r}: use citizen or business")
+    if not 1 <= page_size <= MAX_PAGE_SIZE or page < 1:
+        raise NotFound(f"pages are numbered from 1 and hold 1 to {MAX_PAGE_SIZE} subjects")
+    handle.require_ledger("who is on a list")
+    bit = lists.index(name)
+    # without snapshots, a day before the run finds none (subjects listed since the burn-in
+    # then go unseen)
+    first = handle.snapshot_days[0] if handle.snapshot_days else handle.start - dt.timedelta(1)
+    cond = subject_range_condition(handle, reg["id"] if reg else None, kind or None)
+    if false_caused is not None:
+        cond += " AND false_caused" if false_caused else " AND NOT false_caused"
+    snap = (f"SELECT subject_id, (false_lists::INTEGER >> {bit}) & 1 = 1 AS false_caused "
+            f"FROM snapshots WHERE day = ? AND (lists::INTEGER >> {bit}) & 1 = 1")
+    query = f"""
+        WITH ev AS (
+            SELECT subject_id, day, event, reason, false_caused, row_number() OVER () AS seq
+            FROM list_events WHERE list = ?),
+        upto AS (
+            SELECT subject_id, arg_max(event, seq) AS last_event,
+                   max(CASE WHEN event = 'enter' THEN day END) AS since,
+                   arg_max(reason, CASE WHEN event <> 'exit' THEN seq END) AS reason,
+                   arg_max(false_caused, CASE WHEN event <> 'exit' THEN seq END) AS false_caused
+            FROM ev WHERE day <= ? GROUP BY subject_id),
+        later AS (
+            SELECT subject_id, arg_min(event, seq) AS first_event,
+                   arg_min(false_caused, seq) AS false_caused
+            FROM ev WHERE day > ? GROUP BY subject_id),
+        snap AS ({snap}),
+        members AS (
+            SELECT subject_id, since, reason, false_caused FROM upto WHERE last_event <> 'exit'
+            UNION ALL
+            SELECT subject_id, NULL, NULL, false_caused FROM later
+            WHERE first_event <> 'enter' AND subject_id NOT IN (SELECT subject_id FROM upto)
+            UNION ALL
+            SELECT subject_id, NULL, NULL, false_caused FROM snap
+            WHERE subject_id NOT IN (SELECT subject_id FROM ev))
+        SELECT subject_id, since, reason, false_caused, count(*) OVER () AS total
+        FROM members WHERE {cond}
+        ORDER BY subject_id LIMIT ? OFFSET ?"""
+    params = [name, day, day, first, page_size, (page - 1) * page_size]
+    with bounded(handle.run.cursor()) as cur:
+        rows = fetch(cur, query, params)
+        total = int(rows[0]["total"]) if rows else 0
+        if not rows and page > 1:
+            count = fetch(cur, f"SELECT count(*) AS n FROM ({query.rsplit('ORDER BY', 1)[0]})",
+                          params[:-2])
+            total = int(count[0]["n"])
+    members = []
+    for r in rows:
+        sid = int(r["subject_id"])
+        members.append({
+            "subject_id": sid,
+            "kind": "citizen" if sid < handle.n_citizens else "business",
+            "uscc": handle.uscc(sid),
+            "region": handle.region_of(sid),
+            "since": r["since"].isoformat() if r["since"] else None,
+            "reason": r["reason"],
+            "false_caused": bool(r["false_caused"]),
+        })
+    pages = max(1, -(-total // page_size))
+    return {"run": handle.id, "list": name, "kind": _list_kind(name), "date": day.isoformat(),
+            "total": total, "page": page, "page_size": page_size, "pages": pages,
+            "filters": {"region": reg["id"] if reg else None, "kind": kind or None,
+                        "false_caused": false_caused},
+            "members": members}
+
+
+# --- policy ------------------------------------------------------------------------------------
+
+
+SECTION_TITLES = {
+    "score": "Scores", "lists": "Lists (blacklists and redlists)",
+    "measures": "Measures (sanctions and privileges)", "appeals": "Objections and appeals",
+    "repair": "Credit repair",
+}
+
+
+def _section_title(section: str) -> str:
+    if section in SECTION_TITLES:
+        return SECTION_TITLES[section]
+    what, _, kind = section.partition(".")
+    return f"{what.capitalize()} ({kind}s)" if kind else what.capitalize()
+
+
+@lru_cache(maxsize=64)
+def _resolved(policy: str, extension: str | None, reforms: tuple[str, ...], region: str,
+              date: dt.date) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from socialcredit.catalogue import load_catalogue
+    from socialcredit.policy.compiler import as_policy, layered_for_region
+    from socialcredit.policy.loading import baseline_of
+    from socialcredit.policy.resolve import ResolvedPolicy, resolved_items
+
+    cat = load_catalogue()
+    base = baseline_of(as_policy(policy, cat))
+    ext = as_policy(extension, cat) if extension else None
+    doc = layered_for_region(base, ext, [as_policy(r, cat) for r in reforms], cat)
+    resolved = ResolvedPolicy(name=str(doc.name), kind=str(doc.kind), layers=list(doc.layers),
+                              region=region, date=date, items=resolved_items(doc, region, date))
+    sections = [{"section": s, "title": _section_title(s), "items": [asdict(i) for i in items]}
+                for s, items in resolved.sections().items()]
+    return {"name": resolved.name, "layers": resolved.layers, "digest": resolved.digest(),
+            "sections": sections, "audit": _audit(doc)}
+
+
+def _audit(doc: Any) -> list[dict[str, Any]] | None:
+    """The rights audit of a policy (``socialcredit.analysis.audit``), None when this
+    version has none."""
+    try:
+        from socialcredit.analysis.audit import audit_policy, findings_json
+    except ImportError:
+        return None
+    return findings_json(audit_policy(doc))
+
+
+def policy_view(handle: RunHandle, region: str | None = None,
+                date: str | None = None) -> dict[str, Any]:
+    """The run's policy as it applied in a region on a date, with references and the audit."""
+    reg = handle.region_index(region) or handle.regions[0]
+    day = handle.date(date, handle.start)
+    sc = handle.manifest.get("scenario") or {}
+    ext = None
+    for r in sc.get("regions") or []:
+        if isinstance(r, dict) and r.get("id") == reg["id"]:
+            ext = r.get("extension")
+    try:
+        resolved = _resolved(str(sc.get("policy")), ext, tuple(sc.get("reforms") or ()),
+                             str(reg["id"]), day)
+    except UserError as err:
+        raise Unavailable(f"the policy of the run {handle.id} cannot be loaded: "
+                          f"{err.sentence()}") from None
+    run_hash = (handle.manifest.get("policy") or {}).get("hash")
+    return {"run": handle.id, "region": reg["id"], "date": day.isoformat(),
+            "regions": [r["id"] for r in handle.regions],
+            "policy_hash": run_hash, **resolved}
+
+
+# --- compare -----------------------------------------------------------------------------------
+
+
+_COMPARISONS: dict[tuple[str, float, str, float], dict[str, Any]] = {}
+_COMPARISONS_LOCK = threading.Lock()
+_COMPARE_POOL: Any = None
+
+
+def _analysis_compare(a: RunHandle, b: RunHandle) -> tuple[dict[str, Any] | None, str | None]:
+    """``socialcredit.analysis.compare.compare_runs`` of two runs, cached, and bounded in time
+    (a comparison that runs past the limit goes on in the background, and its result is
+    kept for the next request). Returns (comparison, None) or (None, why not)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    global _COMPARE_POOL
+    try:
+        from socialcredit.analysis.compare import compare_runs
+    except ImportError:
+        return None, "this version of socialcredit cannot compare runs subject by subject"
+    key = (a.id, a.mtime, b.id, b.mtime)
+    with _COMPARISONS_LOCK:
+        if key in _COMPARISONS:
+            return _COMPARISONS[key], None
+        if _COMPARE_POOL is None:
+            _COMPARE_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare")
+        pool = _COMPARE_POOL
+
+    def work() -> dict[str, Any]:
+        result = compare_runs(a.run, b.run)
+        with _COMPARISONS_LOCK:
+            if len(_COMPARISONS) >= 16:
+                _COMPARISONS.pop(next(iter(_COMPARISONS)))
+            _COMPARISONS[key] = result
+        return result
+
+    future = pool.submit(work)
+    try:
+        return future.result(timeout=QUERY_SECONDS), None
+    except UserError as err:
+        return None, err.message
+    except FutureTimeout:
+        raise QueryTimeout(f"comparing the runs took longer than {QUERY_SECONDS:g} s; it goes "
+                           "on in the background, ask again in a while") from None
+
+
+def compare(a: RunHandle, b: RunHandle, region: str | None = None,
+            kind: str = "citizen") -> dict[str, Any]:
+    """Two runs side by side: headline figures, the comparison of
+    ``socialcredit.analysis.compare`` (runs of the same population and seed), and the matrix
+    of how each subject's grade on the last day of run A became its grade in run B."""
+    if kind not in ("citizen", "business"):
+        raise NotFound(f"there is no kind {kind!r}: use citizen or business")
+    reg = a.region_index(region)
+    if reg is not None:
+        b.region_index(region)
+    keys = ("citizens", "businesses", "records", "records_false", "decisions", "denied",
+            "fast_tracked", "wrongful", "acts")
+    sa, sb = a.summary, b.summary
+    headline = [{"figure": k, "a": sa.get(k), "b": sb.get(k)} for k in keys]
+    for name in sorted(set(sa.get("lists", {})) | set(sb.get("lists", {}))):
+        headline.append({"figure": f"on list {name} (last day)",
+                         "a": sa.get("lists", {}).get(name), "b": sb.get("lists", {}).get(name)})
+    analysis, note = _analysis_compare(a, b)
+    out: dict[str, Any] = {"a": run_entry(a), "b": run_entry(b), "headline": headline,
+                           "region": reg["id"] if reg else None, "kind": kind,
+                           "comparable": analysis is not None, "note": note,
+                           "analysis": analysis, "transition": None}
+    rows = []
+    if analysis is not None:
+        subjects = analysis.get("subjects") or {}
+        if not subjects.get("available"):
+            out["note"] = subjects.get("note")
+        rows = [r for r in subjects.get("grade_transitions") or []
+                if r.get("kind") == kind and (reg is None or r.get("region") == reg["id"])]
+    if rows:
+        out["transition"] = _transition(a, b, rows, kind, reg["id"] if reg else None)
+    return out
+
+
+def _transition(a: RunHandle, b: RunHandle, rows: list[dict[str, Any]], kind: str,
+                region: str | None) -> dict[str, Any]:
+    order: list[str] = []
+    for r in a.regions:
+        if region is None or r["id"] == region:
+            order += [g for g in _grade_names(a, r["id"], kind) if g not in order]
+    order.append("none")
+
+    def rank(g: str) -> tuple[int, str]:
+        return (order.index(g), g) if g in order else (len(order), g)
+
+    cell: dict[tuple[str, str], int] = {}
+    for r in rows:
+        k = (str(r["from"]), str(r["to"]))
+        cell[k] = cell.get(k, 0) + int(r["subjects"])
+    grades_a = sorted({k[0] for k in cell}, key=rank)
+    grades_b = sorted({k[1] for k in cell}, key=rank)
+    matrix = [[cell.get((ga, gb), 0) for gb in grades_b] for ga in grades_a]
+    day_a, day_b = a.end.isoformat(), b.end.isoformat()
+    who = f"{kind}s" + (f" of {region}" if region else "")
+    return {
+        "day_a": day_a, "day_b": day_b, "grades_a": grades_a, "grades_b": grades_b,
+        "matrix": matrix, "subjects": sum(cell.values()),
+        "changed": sum(n for (ga, gb), n in cell.items() if ga != gb),
+        "figure": _figure(
+            [{"type": "heatmap", "z": matrix, "x": grades_b, "y": grades_a,
+              "colorscale": [[0, "#f4f7fb"], [1, "#1f5fa8"]], "texttemplate": "%{z}",
+              "hovertemplate": "A %{y} → B %{x}: %{z}<extra></extra>"}],
+            f"Grades of {who} at the end of run A and of run B",
+            xaxis={"title": {"text": f"grade in B ({b.id})"}, "type": "category",
+                   "side": "top"},
+            yaxis={"title": {"text": f"grade in A ({a.id})"}, "type": "category",
+                   "autorange": "reversed"}, height=420),
+    }

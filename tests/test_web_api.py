@@ -1,0 +1,511 @@
+"""The explorer's JSON API (``socialcredit serve``), through FastAPI's test client.
+
+Three tiny runs are made once per session and shared with ``test_web_fuzz`` and
+``test_web_browser`` (through :func:`make_runs`): ``base`` and ``reform`` (the same population
+and seed, the second with a reform: comparable subject by subject), both with the ledger, and
+``plain`` without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CITIZENS = 4000
+DAYS = 60
+_RUNS: dict[str, Path] = {}
+_LOCK = threading.Lock()
+
+
+def make_runs(base: Path) -> Path:
+    """The runs folder of the web tests (made once per process; later calls reuse it)."""
+    with _LOCK:
+        if "folder" in _RUNS:
+            return _RUNS["folder"]
+        from socialcredit.run import simulate
+        from socialcredit.scenario import Scenario
+
+        folder = base / "runs"
+        folder.mkdir(parents=True)
+        kw: dict[str, Any] = {"citizens": CITIZENS, "days": DAYS, "threads": 1}
+        simulate("default", out=folder / "base", ledger=True, **kw)
+        reform = Scenario.load("default").model_copy(update={"reforms": ["list_term_one_year"]})
+        simulate(reform, out=folder / "reform", ledger=True, **kw)
+        simulate("default", out=folder / "sweep" / "plain", ledger=False, **kw)
+        _RUNS["folder"] = folder
+        return folder
+
+
+@pytest.fixture(scope="session")
+def runs_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_runs(tmp_path_factory.mktemp("web"))
+
+
+@pytest.fixture(scope="session")
+def app(runs_folder: Path) -> Any:
+    from socialcredit.web import create_app
+
+    return create_app(runs_folder)
+
+
+@pytest.fixture(scope="session")
+def client(app: Any) -> Any:
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def base(runs_folder: Path) -> Any:
+    from socialcredit.store import Run
+
+    return Run.open(runs_folder / "base")
+
+
+def _one(run: Any, query: str) -> int:
+    return int(run.sql(query).column(0)[0].as_py())
+
+
+def _plain(r: Any, status: int) -> str:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"detail"} and isinstance(body["detail"], str), body
+    text = body["detail"]
+    assert text and "\n" not in text and "Traceback" not in text
+    return text
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+def test_runs_lists_every_run_under_the_folder(client: Any) -> None:
+    r = client.get("/api/runs")
+    assert r.status_code == 200
+    runs = {x["id"]: x for x in r.json()}
+    assert set(runs) == {"base", "reform", "sweep~plain"}
+    b = runs["base"]
+    assert b["scenario"] == "default" and b["ledger"] is True
+    assert b["citizens"] == CITIZENS and b["days"] == DAYS
+    assert b["start"] == "2018-01-01" and b["end"] == "2018-03-01"
+    assert b["headline"]["decisions"] > 0 and "lists" in b["headline"]
+    assert runs["reform"]["reforms"] == ["list_term_one_year"]
+    assert runs["sweep~plain"]["ledger"] is False
+
+
+def test_run_gives_manifest_and_headline_figures(client: Any, base: Any) -> None:
+    r = client.get("/api/runs/base")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["manifest"] == base.manifest
+    assert body["headline"]["citizens"] == CITIZENS
+    assert body["tables"] == base.tables()
+    assert body["snapshot_days"]
+
+
+def test_openapi_describes_the_contract(client: Any) -> None:
+    doc = client.get("/openapi.json").json()
+    paths = doc["paths"]
+    for p in ("/api/runs", "/api/runs/{run}", "/api/runs/{run}/subjects/{subject}",
+              "/api/runs/{run}/overview", "/api/runs/{run}/lists/{name}",
+              "/api/runs/{run}/policy", "/api/compare/{run_a}/{run_b}"):
+        assert set(paths[p]) == {"get"}, p
+    assert "404" in paths["/api/runs/{run}/subjects/{subject}"]["get"]["responses"]
+    assert not any(p.startswith("/static") or not p.startswith("/api") for p in paths)
+
+
+# --- a subject's credit file ------------------------------------------------------------------
+
+
+def _subject_with(run: Any, table: str, where: str = "TRUE") -> int:
+    return _one(run, f"SELECT subject_id FROM {table} WHERE {where} "
+                     "GROUP BY subject_id ORDER BY count(*) DESC, subject_id LIMIT 1")
+
+
+def test_credit_file_tells_the_ledger(client: Any, base: Any) -> None:
+    sid = _subject_with(base, "ledger")
+    r = client.get(f"/api/runs/base/subjects/{sid}")
+    assert r.status_code == 200
+    f = r.json()
+    assert f["subject_id"] == sid and f["source"] == "ledger" and f["run"] == "base"
+    events = [e for d in f["days"] for e in d["events"]]
+    for table, kind in (("records", "record"), ("ledger", "points"),
+                        ("list_events", "list"), ("decisions", "decision")):
+        n = _one(base, f"SELECT count(*) FROM {table} WHERE subject_id = {sid}")
+        assert sum(1 for e in events if e["type"] == kind) == n, table
+    scores = base.sql(f"SELECT score FROM ledger WHERE subject_id = {sid}").column(0).to_pylist()
+    assert [e["score"] for e in events if e["type"] == "points"] == scores
+    refs = {r["name"]: r["reference"] for r in base.manifest["policy"]["rules"]}
+    for e in events:
+        if e["type"] == "points" and e["rule"] in refs:
+            assert e["reference"] == refs[e["rule"]]
+    days = [d["day"] for d in f["days"]]
+    assert days == sorted(days) and all("2018-01-01" <= d <= "2018-03-01" for d in days)
+    assert f["at_end"]["score"] == scores[-1] or f["at_end"]["score"] is not None
+    assert f["attributes"]["subject_id"] == sid and f["attributes"]["region"]
+    assert f["summary"]["points_changes"] == len(scores)
+
+
+def test_business_by_code_and_by_id(client: Any, base: Any) -> None:
+    sid = _subject_with(base, "list_events", f"subject_id >= {CITIZENS}")
+    by_id = client.get(f"/api/runs/base/subjects/{sid}").json()
+    assert by_id["kind"] == "business"
+    code = by_id["uscc"]
+    assert isinstance(code, str) and len(code) == 18
+    for text in (code, code.lower()):
+        by_code = client.get(f"/api/runs/base/subjects/{text}")
+        assert by_code.status_code == 200
+        assert by_code.json()["subject_id"] == sid
+    wrong = code[:-1] + ("0" if code[-1] != "0" else "1")
+    assert "code" in _plain(client.get(f"/api/runs/base/subjects/{wrong}"), 404)
+
+
+def test_the_ledger_story_matches_the_replay(client: Any, base: Any) -> None:
+    """The story read from the ledger and the one replayed from the seed agree, event for
+    event, on everything the ledger holds."""
+    sid = _subject_with(base, "list_events", f"subject_id < {CITIZENS}")
+    ledger = client.get(f"/api/runs/base/subjects/{sid}?source=ledger").json()
+    replay = client.get(f"/api/runs/base/subjects/{sid}?source=replay")
+    assert replay.status_code == 200, replay.text
+    replay = replay.json()
+    assert replay["source"] == "replay" and replay["subject_id"] == sid
+    keys = {"record": ("act", "channel", "true_record", "delayed"),
+            "points": ("rule", "points", "score", "false_record"),
+            "list": ("list", "event", "reason", "false_caused"),
+            "decision": ("service", "outcome", "measure", "wrongful")}
+
+    def held(story: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return sorted((d["day"], e["type"], *(str(e.get(k)) for k in keys[e["type"]]))
+                      for d in story["days"] for e in d["events"] if e["type"] in keys)
+
+    assert held(ledger) == held(replay)
+    assert any(e["type"] == "act" for d in replay["days"] for e in d["events"])
+    assert ledger["at_end"]["lists"] == replay["at_end"]["lists"]
+
+
+def test_index_and_parquet_lookups_agree(base: Any) -> None:
+    from socialcredit.web.index import SubjectIndex
+
+    built = SubjectIndex(base, background=False)
+    assert built.ready
+    scan = SubjectIndex(base, background=True)
+    scan._closed = True  # noqa: SLF001 - keep reading the Parquet files
+    cur_b, cur_s = built.cursor(), scan.cursor()
+    try:
+        for sid in (0, 1, _subject_with(base, "ledger"), _subject_with(base, "decisions"),
+                    CITIZENS + 3):
+            for table in built.tables:
+                a = built.rows(cur_b, table, sid, 10_000)
+                b = scan.rows(cur_s, table, sid, 10_000) if not scan.ready else a
+                assert a == b, (table, sid)
+    finally:
+        cur_b.close()
+        cur_s.close()
+        built.close()
+        scan.close()
+
+
+def test_a_run_without_ledger_is_replayed(client: Any) -> None:
+    r = client.get("/api/runs/sweep~plain/subjects/17")
+    assert r.status_code == 200, r.text
+    f = r.json()
+    assert f["source"] == "replay" and f["subject_id"] == 17
+    assert "ledger" in _plain(client.get("/api/runs/sweep~plain/subjects/17?source=ledger"),
+                              404)
+
+
+# --- overview ---------------------------------------------------------------------------------
+
+
+FIGURES = {"scores", "grades", "lists", "decisions", "wrongful", "disparity"}
+
+
+def test_overview_has_every_chart(client: Any) -> None:
+    body = client.get("/api/runs/base/overview").json()
+    assert set(body["figures"]) == FIGURES
+    for name, fig in body["figures"].items():
+        assert set(fig) == {"data", "layout"}, name
+        assert fig["layout"]["title"]["text"], name
+    assert body["figures"]["lists"]["data"] and body["figures"]["decisions"]["data"]
+    assert body["filters"] == {"region": None, "group": "all", "start": "2018-01-01",
+                               "end": "2018-03-01"}
+    assert {r["group"] for r in body["disparity"]} >= {"income:0", "urban", "rural"}
+
+
+@pytest.mark.parametrize("params", [
+    {"region": "rongcheng"}, {"group": "income:1"}, {"group": "business"},
+    {"region": "hangzhou", "group": "urban", "start": "2018-01-15", "end": "2018-02-10"},
+    {"region": "control", "group": "size:0"},
+])
+def test_overview_filters(client: Any, params: dict[str, str]) -> None:
+    r = client.get("/api/runs/base/overview", params=params)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["filters"]["region"] == params.get("region")
+    lists = body["figures"]["lists"]["data"]
+    if "start" in params and lists:
+        assert lists[0]["x"][0] == params["start"] and lists[0]["x"][-1] == params["end"]
+
+
+def test_overview_without_ledger(client: Any) -> None:
+    body = client.get("/api/runs/sweep~plain/overview").json()
+    assert set(body["figures"]) == FIGURES
+    assert any("mean" in n or "no ledger" in n for n in body["notes"])
+
+
+@pytest.mark.parametrize("query,words", [
+    ("region=atlantis", "no region"), ("group=left-handed", "no group"),
+    ("start=2030-01-01", "no day"), ("end=2018-13-45", "not a date"),
+    ("start=2018-02-01&end=2018-01-01", "empty"),
+])
+def test_overview_unknown_filters_are_404(client: Any, query: str, words: str) -> None:
+    assert words in _plain(client.get(f"/api/runs/base/overview?{query}"), 404)
+
+
+# --- lists ------------------------------------------------------------------------------------
+
+
+def _listed(run: Any, name: str, day: str) -> int:
+    return _one(run, f"SELECT sum(listed_{name}) FROM daily WHERE day = '{day}'")
+
+
+@pytest.mark.parametrize("day", ["2018-01-01", "2018-01-20", "2018-02-14", "2018-03-01"])
+def test_list_members_match_the_daily_counts(client: Any, base: Any, day: str) -> None:
+    """Who is on a list on a day (from list events and snapshots) adds up to the day's
+    count in ``daily`` (from the engine's counters), for every list."""
+    summary = client.get(f"/api/runs/base/lists?date={day}").json()
+    for entry in summary["lists"]:
+        name = entry["list"]
+        assert entry["subjects"] == _listed(base, name, day)
+        r = client.get(f"/api/runs/base/lists/{name}", params={"date": day, "page_size": 200})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["total"] == entry["subjects"], (name, day)
+        ids = [m["subject_id"] for m in body["members"]]
+        assert ids == sorted(set(ids))
+
+
+def test_list_pages_and_filters(client: Any, base: Any) -> None:
+    name = next(x["list"] for x in client.get("/api/runs/base/lists").json()["lists"]
+                if x["subjects"] >= 3)
+    total = client.get(f"/api/runs/base/lists/{name}").json()["total"]
+    seen: list[int] = []
+    page = 1
+    while True:
+        body = client.get(f"/api/runs/base/lists/{name}?page_size=2&page={page}").json()
+        assert body["total"] == total and len(body["members"]) <= 2
+        seen += [m["subject_id"] for m in body["members"]]
+        if page >= body["pages"]:
+            break
+        page += 1
+    assert len(seen) == total == len(set(seen))
+    past = client.get(f"/api/runs/base/lists/{name}?page_size=2&page={page + 5}").json()
+    assert past["members"] == [] and past["total"] == total
+    by_kind = sum(client.get(f"/api/runs/base/lists/{name}?kind={k}").json()["total"]
+                  for k in ("citizen", "business"))
+    by_region = sum(client.get(f"/api/runs/base/lists/{name}?region={r}").json()["total"]
+                    for r in ("rongcheng", "hangzhou", "control"))
+    by_cause = sum(client.get(f"/api/runs/base/lists/{name}?false_caused={c}").json()["total"]
+                   for c in ("true", "false"))
+    assert by_kind == by_region == by_cause == total
+    assert client.get(f"/api/runs/base/lists/{name}?page_size=201").status_code == 422
+    assert client.get(f"/api/runs/base/lists/{name}?page=0").status_code == 422
+
+
+def test_lists_need_the_ledger(client: Any) -> None:
+    assert client.get("/api/runs/sweep~plain/lists").status_code == 200
+    assert "ledger" in _plain(client.get("/api/runs/sweep~plain/lists/judgment_debtors"), 404)
+    assert "no list" in _plain(client.get("/api/runs/base/lists/no_such_list"), 404)
+
+
+# --- policy -----------------------------------------------------------------------------------
+
+
+def test_policy_for_a_region_and_date(client: Any) -> None:
+    body = client.get("/api/runs/base/policy?region=rongcheng&date=2018-02-01").json()
+    assert body["region"] == "rongcheng" and body["date"] == "2018-02-01"
+    assert body["layers"][0] == "national" and "rongcheng" in body["layers"]
+    items = [i for s in body["sections"] for i in s["items"]]
+    assert items and all("reference" in i for i in items)
+    assert any(i["reference"] for i in items)
+    assert isinstance(body["audit"], list) and body["audit"]
+    assert {"rule", "rights", "severity", "why"} <= set(body["audit"][0])
+    reform = client.get("/api/runs/reform/policy?region=control").json()
+    assert "list_term_one_year" in " ".join(reform["layers"])
+    assert "no region" in _plain(client.get("/api/runs/base/policy?region=mars"), 404)
+    assert "no day" in _plain(client.get("/api/runs/base/policy?date=1999-01-01"), 404)
+
+
+# --- compare ----------------------------------------------------------------------------------
+
+
+def test_compare_two_runs(client: Any) -> None:
+    r = client.get("/api/compare/base/reform")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["comparable"] is True and body["analysis"]["seed"] == body["a"]["seed"]
+    t = body["transition"]
+    assert t is not None and t["subjects"] == CITIZENS
+    assert len(t["matrix"]) == len(t["grades_a"]) and len(t["matrix"][0]) == len(t["grades_b"])
+    assert sum(map(sum, t["matrix"])) == CITIZENS
+    assert {h["figure"] for h in body["headline"]} >= {"decisions", "denied", "wrongful"}
+    region = client.get("/api/compare/base/reform?region=rongcheng&kind=business").json()
+    assert region["transition"] is None or region["transition"]["subjects"] > 0
+
+
+def test_compare_needs_the_ledger_and_known_runs(client: Any) -> None:
+    body = client.get("/api/compare/base/sweep~plain").json()
+    assert body["transition"] is None and body["note"]
+    assert "no run" in _plain(client.get("/api/compare/base/nope"), 404)
+
+
+# --- never a 500, never outside the folder, never a write --------------------------------------
+
+
+@pytest.mark.parametrize("path,words", [
+    ("/api/runs/nope", "no run"),
+    ("/api/runs/nope/subjects/1", "no run"),
+    ("/api/runs/base/subjects/999999999", "no subject"),
+    ("/api/runs/base/subjects/-1", "names no subject"),
+    ("/api/runs/base/subjects/abc", "names no subject"),
+    ("/api/runs/base/subjects/" + "9" * 40, "names no subject"),
+    ("/api/runs/base/subjects/91371082000000001X", "code"),
+    ("/api/runs/base/lists?date=2017-12-31", "no day"),
+    ("/api/runs/base/lists/judgment_debtors?date=yesterday", "not a date"),
+    ("/api/runs/base/lists/judgment_debtors?region=moon", "no region"),
+    ("/api/nothing", "no page"),
+])
+def test_unknown_things_are_plain_404s(client: Any, path: str, words: str) -> None:
+    assert words in _plain(client.get(path), 404)
+
+
+TRAVERSALS = [
+    "/api/runs/..", "/api/runs/..%2F..%2Fetc", "/api/runs/%2e%2e", "/api/runs/~",
+    "/api/runs/base~..~..", "/api/runs/.base.partial", "/api/runs/%2Fetc%2Fpasswd",
+    "/api/runs/base%00", "/runs/..%2F..%2F..%2Fetc%2Fpasswd", "/static/..%2Fapp.py",
+    "/static/../web/app.py", "/static/%2e%2e%2fcatalog.py", "/static/templates%2Fpage.html",
+    "/api/runs/outside", "/api/runs/outside/subjects/1", "/runs/outside",
+    "/api/compare/base/..%2F..%2Ftmp",
+]
+
+
+def test_nothing_outside_the_runs_folder(runs_folder: Path, tmp_path: Path) -> None:
+    """A symbolic link to a run outside the folder, a run being written (hidden), and any
+    path that tries to climb out are all 404s."""
+    from fastapi.testclient import TestClient
+
+    from socialcredit.web import create_app
+
+    folder = tmp_path / "served"
+    folder.mkdir()
+    os.symlink(runs_folder / "base", folder / "outside")
+    os.symlink(runs_folder / "base", folder / "inside-link")  # resolved outside: refused too
+    (folder / ".base.partial").mkdir()
+    with TestClient(create_app(folder)) as c:
+        assert c.get("/api/runs").json() == []
+        for path in TRAVERSALS:
+            r = c.get(path)
+            assert r.status_code in (404, 405), (path, r.status_code)
+            assert "root:" not in r.text and "def create_app" not in r.text
+
+
+def test_traversal_from_a_real_folder(client: Any) -> None:
+    for path in TRAVERSALS:
+        r = client.get(path)
+        assert r.status_code == 404, (path, r.status_code)
+        assert "root:" not in r.text and "def create_app" not in r.text
+
+
+def _fingerprint(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        h.update(str(p.relative_to(folder)).encode())
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
+def test_no_endpoint_writes(app: Any, client: Any, runs_folder: Path) -> None:
+    from fastapi.routing import APIRoute
+
+    before = _fingerprint(runs_folder)
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            assert route.methods <= {"GET", "HEAD"}, route.path
+    for method in ("post", "put", "patch", "delete"):
+        for path in ("/api/runs", "/api/runs/base", "/api/runs/base/subjects/1", "/"):
+            r = getattr(client, method)(path)
+            assert r.status_code == 405, (method, path)
+            assert "only reads" in r.json()["detail"] if path.startswith("/api") else True
+    client.get("/api/runs/base/subjects/5")
+    client.get("/api/runs/base/overview")
+    client.get("/api/runs/base/lists/honour_roll")
+    assert _fingerprint(runs_folder) == before
+
+
+def test_query_time_is_bounded(base: Any) -> None:
+    from socialcredit.web.queries import QueryTimeout, bounded
+
+    with pytest.raises(QueryTimeout, match="longer than"), bounded(base.cursor(), 0.2) as cur:
+        cur.execute("SELECT count(*) FROM range(100000000000) a WHERE a.range % 7 = 3").fetchall()
+
+
+# --- pages, assets, the command ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path,page", [
+    ("/", "runs"), ("/runs/base", "overview"), ("/runs/base/subjects/12", "subject"),
+    ("/runs/base/lists", "lists"), ("/runs/base/policy", "policy"), ("/compare", "compare"),
+])
+def test_pages(client: Any, path: str, page: str) -> None:
+    r = client.get(path)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert f'data-page="{page}"' in r.text
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    assert "http://" not in r.text and "https://" not in r.text  # no CDN
+
+
+def test_unknown_pages_are_404_pages(client: Any) -> None:
+    for path in ("/runs/nope", "/runs/base/subjects/abc", "/nowhere"):
+        r = client.get(path)
+        assert r.status_code == 404 and 'data-page="error"' in r.text
+
+
+def test_assets_are_local(client: Any) -> None:
+    js = client.get("/static/plotly.min.js")
+    assert js.status_code == 200 and len(js.content) > 1_000_000
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/static/app.css").headers["content-type"].startswith("text/css")
+
+
+def test_serve_command_binds_to_localhost(runs_folder: Path, monkeypatch: Any) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from socialcredit.cli import app as cli
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    result = CliRunner().invoke(cli, ["serve", str(runs_folder)])
+    assert result.exit_code == 0, result.output
+    assert calls[0]["host"] == "127.0.0.1" and calls[0]["port"] == 8000
+    assert "3 runs" in result.output
+    result = CliRunner().invoke(cli, ["serve", str(runs_folder), "--port", "9001"])
+    assert calls[1]["port"] == 9001
+
+
+def test_serve_command_refuses_a_missing_folder(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "socialcredit", "serve", str(tmp_path / "none")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("error: there is no folder")
