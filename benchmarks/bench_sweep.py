@@ -61,6 +61,7 @@ def main() -> None:
 
     from socialcredit.sweep import load_sweep, run_sweep
 
+    load_before = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     work = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     try:
         sweep_file = work / "bench.yaml"
@@ -94,10 +95,13 @@ def main() -> None:
         # Same plan, same seeds: the two sweeps must agree run by run.
         from socialcredit.store import Run
 
+        per_run: dict[str, list[float]] = {"sequential": [], "dask": []}
         for r in plan.runs:
             with Run.open(work / "sequential" / "runs" / r.name) as a, \
                     Run.open(work / "dask" / "runs" / r.name) as b:
                 assert a.manifest["census"] == b.manifest["census"], r.name
+                per_run["sequential"].append(a.manifest["timings"]["total_s"])
+                per_run["dask"].append(b.manifest["timings"]["total_s"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -114,13 +118,17 @@ def main() -> None:
         "sequential_s": round(t_seq, 2),
         "dask_s": round(t_dask, 2),
         "ratio": round(t_seq / t_dask, 3),
+        # one run's own time, mean over the 8: equal on both sides unless the cores are shared
+        "run_s_sequential": round(sum(per_run["sequential"]) / len(plan.runs), 2),
+        "run_s_dask": round(sum(per_run["dask"]) / len(plan.runs), 2),
         "cluster_start_s": round(t_cluster, 2),
         "worker_warm_up_s": round(t_warm, 2),
         "ratio_with_cluster_start": round(t_seq / (t_dask + t_cluster + t_warm), 3),
         "target_ratio": 1.7,
         "python": sys.version.split()[0],
         "machine": platform.machine(),
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "load_average_before": load_before,
+        "load_average_after": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / "bench_sweep.json"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import textwrap
@@ -114,6 +115,25 @@ def test_random_plan_is_drawn_from_its_seed(tmp_path: Path) -> None:
         assert sc["regions"][0]["consent_share"] == run.params["regions.rongcheng.consent_share"]
         assert sc["behaviour"]["acts"]["jaywalking"]["rate_per_year"] == \
             run.params["behaviour.acts.jaywalking.rate_per_year"]
+
+
+def test_citizens_and_days_can_be_varied(tmp_path: Path) -> None:
+    from socialcredit.sweep import load_sweep
+
+    plan = load_sweep(write(tmp_path, """\
+    scenario: default
+    citizens: 800
+    days: 30
+    grid:
+      citizens: [800, 1600]
+      days: [10, 20]
+    """))
+    assert len(plan.runs) == 4
+    for run in plan.runs:
+        assert plan.citizens_of(run) == run.params["citizens"]
+        assert plan.days_of(run) is None  # the varied days are in the run's scenario
+        assert plan.scenario_dict(run)["days"] == run.params["days"]
+        assert "citizens" not in plan.scenario_dict(run)
 
 
 @pytest.mark.parametrize("grid, message", [
@@ -324,3 +344,35 @@ def test_shipped_example_sweep_loads() -> None:
     assert "example" in shipped_sweeps()
     plan = load_sweep("example")
     assert len(plan.runs) == 8
+
+
+def test_cli_sweep_runs_and_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import socialcredit.run as run_module
+    from socialcredit import cli
+
+    path = write(tmp_path, GRID.replace("replicates: 2", "replicates: 1")
+                 .replace("  feedback.deterrence: [false, true]\n", ""))
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["socialcredit", "sweep", str(path), "--out", str(out)])
+    cli.main()
+    assert "finished" in capsys.readouterr().out
+    assert len(list((out / "runs").iterdir())) == 2
+
+    # a failing run: reported on stderr, exit code 1; the same command retries it
+    victim = next((out / "runs").iterdir())
+    shutil.rmtree(victim)
+
+    def broken(*args: Any, **kw: Any) -> Path:
+        raise RuntimeError("no space left")
+
+    monkeypatch.setattr(run_module, "simulate", broken)
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert f"failed {victim.name}: RuntimeError: no space left" in err
+    monkeypatch.undo()
+    monkeypatch.setattr(sys, "argv", ["socialcredit", "sweep", str(path), "--out", str(out)])
+    cli.main()
+    assert victim.is_dir()

@@ -178,8 +178,14 @@ class SweepPlan:
         return data
 
     def citizens_of(self, run: PlannedRun) -> int | None:
+        """``--citizens`` of ``run``: varied, or the sweep's."""
         value = run.params.get("citizens", self.citizens)
         return None if value is None else int(value)
+
+    def days_of(self, run: PlannedRun) -> int | None:
+        """``--days`` of ``run``: the sweep's, unless ``days`` is varied (then it is in the
+        run's scenario)."""
+        return None if "days" in run.params else self.days
 
 
 #: Keys of sweep.json that must match for a sweep directory to be executed again.
@@ -764,7 +770,7 @@ def _task_spec(plan: SweepPlan, run: PlannedRun, root: Path,
         "scenario": plan.scenario_dict(run),
         "scenario_path": plan.scenario_path,
         "citizens": plan.citizens_of(run),
-        "days": plan.days,
+        "days": plan.days_of(run),
         "ledger": plan.ledger,
         "threads": threads,
         "out": str(root / RUNS_DIR / run.name),
@@ -869,7 +875,10 @@ def _write_views(root: Path) -> None:
     building = root / f".{DUCKDB_FILE}.tmp"
     with contextlib.suppress(FileNotFoundError):
         building.unlink()
-    con = duckdb.connect(str(building))
+    try:  # the storage format of DuckDB 1.0, as run directories (socialcredit.recorder)
+        con = duckdb.connect(str(building), config={"storage_compatibility_version": "v1.0.0"})
+    except duckdb.Error:
+        con = duckdb.connect(str(building))
     try:
         if "," not in str(root):
             con.execute(f"SET file_search_path = {quote_literal(str(root))}")

@@ -337,6 +337,8 @@ def compare_runs(run_a: str | Path | Run, run_b: str | Path | Run) -> dict[str, 
         "period": {"start": start.isoformat(), "days": days, "burn_in_days": burn},
         "seed": a.manifest.get("seed"),
         "same_policy": _label(a)["hash"] == _label(b)["hash"],
+        "grade_scales": {"a": (a.manifest.get("policy") or {}).get("grades") or {},
+                         "b": (b.manifest.get("policy") or {}).get("grades") or {}},
         "aggregate": aggregate_diff(a, b),
         "subjects": subject_diff(a, b),
     }

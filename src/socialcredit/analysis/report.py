@@ -71,8 +71,10 @@ def _fmt(v: Any, digits: int = 3) -> str:
     if isinstance(v, float):
         if v != v:  # NaN
             return "–"
-        if abs(v) >= 1000:
+        if abs(v) >= 100:
             return f"{v:,.0f}"
+        if abs(v) >= 1:
+            return f"{v:.2f}"
         return f"{v:.{digits}g}"
     return str(v)
 
@@ -242,26 +244,30 @@ def _scores(run: Run, page: _Page) -> None:
         x = [r["day"] for r in sel]
         first = kinds.index(kind) == 0
         if dist:
-            fig.add_trace(go.Scatter(x=x, y=[r["p90"] for r in sel], line={"width": 0},
-                                     showlegend=False, hoverinfo="skip"), row=1, col=col)
-            fig.add_trace(go.Scatter(x=x, y=[r["p10"] for r in sel], line={"width": 0},
-                                     fill="tonexty", fillcolor=_alpha(c, 0.18), showlegend=False,
-                                     customdata=[[r["p90"]] for r in sel],
-                                     hovertemplate="%{x}: p10 %{y}, p90 %{customdata[0]}"
+            # the interquartile band; "tonexty" fills down to the trace just before
+            fig.add_trace(go.Scatter(x=x, y=[r["p75"] for r in sel], mode="lines",
+                                     line={"width": 0}, showlegend=False, hoverinfo="skip"),
+                          row=1, col=col)
+            fig.add_trace(go.Scatter(x=x, y=[r["p25"] for r in sel], mode="lines",
+                                     line={"width": 0}, fill="tonexty",
+                                     fillcolor=_alpha(c, 0.15), showlegend=False,
+                                     customdata=[[r["p75"], r["p10"], r["p90"]] for r in sel],
+                                     hovertemplate="%{x}: quartiles %{y} to %{customdata[0]}; "
+                                                   "p10 %{customdata[1]}, p90 %{customdata[2]}"
                                                    "<extra>" + _e(region) + "</extra>"),
                           row=1, col=col)
             y = [r["p50"] for r in sel]
         else:
             y = [r["mean"] for r in sel]
         fig.add_trace(go.Scatter(x=x, y=y, name=region, legendgroup=region,
-                                 showlegend=first or len(kinds) == 1,
+                                 mode="lines+markers", showlegend=first or len(kinds) == 1,
                                  line={"color": c, "width": 2},
                                  hovertemplate="%{x}: %{y:.0f}<extra>" + _e(region) + "</extra>"),
                       row=1, col=col)
     fig.update_yaxes(title_text="points", row=1, col=1)
     if dist:
-        note = ("Median score of scored subjects by region, with the band from the 10th to the "
-                "90th percentile (monthly snapshots).")
+        note = ("Median score of scored subjects by region, with the band from the first to "
+                "the third quartile (snapshots).")
     else:
         note = ("Mean score of scored subjects by region (the run has no snapshots; run with "
                 "--ledger for the whole distribution).")
@@ -298,16 +304,24 @@ def _grades(run: Run, page: _Page) -> None:
     nrows = (len(panels) + cols - 1) // cols
     fig = make_subplots(rows=nrows, cols=cols, shared_yaxes=True,
                         subplot_titles=[f"{r} ({_plural(k)})" for r, k in panels])
-    order: dict[str, int] = {}
-    for r in rows:
-        order.setdefault(r["grade"], len(order))
+    from plotly.colors import sample_colorscale
+
+    # best grade green, worst red, by its place in the first scale that has it
+    scales = (run.manifest.get("policy") or {}).get("grades") or {}
+    colour: dict[str, str] = {}
+    for region_scales in scales.values():
+        for names in region_scales.values():
+            for k, g in enumerate(names or []):
+                if g not in colour:
+                    place = k / max(1, len(names) - 1)
+                    colour[g] = sample_colorscale("RdYlGn", [1.0 - 0.9 * place - 0.05])[0]
     shown = set()
     for i, (region, kind) in enumerate(panels):
         sel = [r for r in rows if (r["region"], r["kind"]) == (region, kind)]
         grades = list(dict.fromkeys(r["grade"] for r in sel))
         for g in grades:
             pts = [r for r in sel if r["grade"] == g]
-            c = COLOURS[order[g] % len(COLOURS)]
+            c = colour.get(g, "#9db4c0")
             fig.add_trace(go.Scatter(x=[p["day"] for p in pts], y=[p["share"] for p in pts],
                                      name=g, stackgroup=f"s{i}", legendgroup=g,
                                      showlegend=g not in shown, line={"width": 0.5, "color": c}),

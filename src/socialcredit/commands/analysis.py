@@ -265,7 +265,7 @@ def print_comparison(c: dict[str, Any], console: Console) -> None:
                   f"({s['changed_citizens']:,} citizens, {s['changed_businesses']:,} businesses); "
                   f"for example {', '.join(str(i) for i in s['changed_sample'])} "
                   "(socialcredit explain tells each one).")
-    _print_transitions(s["grade_transitions"], console)
+    _print_transitions(s["grade_transitions"], c.get("grade_scales") or {}, console)
     for lst in s["lists"]:
         t = Table(title=f"List {lst['list']}: {lst['entered']:,} entered only in B, "
                         f"{lst['left']:,} only in A", header_style="bold")
@@ -289,20 +289,26 @@ def print_comparison(c: dict[str, Any], console: Console) -> None:
         console.print(t)
 
 
-def _print_transitions(rows: list[dict[str, Any]], console: Console) -> None:
+def _print_transitions(rows: list[dict[str, Any]], scales: dict[str, Any],
+                       console: Console) -> None:
     from rich.markup import escape as x
     from rich.table import Table
+
+    def order(which: str, region: str, kind: str) -> Any:
+        names = list(((scales.get(which) or {}).get(region) or {}).get(kind) or [])
+        return lambda g: (g == "none", names.index(g) if g in names else len(names), g)
 
     panels = list(dict.fromkeys((r["kind"], r["region"]) for r in rows))
     for kind, region in panels:
         sel = [r for r in rows if (r["kind"], r["region"]) == (kind, region)]
         if all(r["from"] == r["to"] for r in sel):
             continue
-        froms = list(dict.fromkeys(r["from"] for r in sel))
-        tos = list(dict.fromkeys(r["to"] for r in sel))
+        froms = sorted({r["from"] for r in sel}, key=order("a", region, kind))
+        tos = sorted({r["to"] for r in sel}, key=order("b", region, kind))
         plural = "businesses" if kind == "business" else f"{kind}s"
-        t = Table(title=f"Grades on the last day, {plural} of {region}: A (rows) → B (columns)",
-                  header_style="bold")
+        console.print(f"[bold]Grades on the last day, {plural} of {x(region)}[/bold]: "
+                      "A in rows, B in columns")
+        t = Table(header_style="bold")
         t.add_column("A \\ B")
         for g in tos:
             t.add_column(x(g), justify="right")

@@ -42,6 +42,6 @@ def sweep_command(
         err.print(f"[red]failed[/red] {name}: {reason}", markup=True, highlight=False)
     if result.failed:
         err.print("run the same command again to retry the failed runs; the finished ones are kept")
-        raise typer.Exit(1)
+        raise SystemExit(1)  # not typer.Exit: the CLI runs Typer with standalone_mode=False
     console.print(f"[green]finished[/green] in {result.seconds:.1f} s; the summary is "
                   f"{result.path / 'sweep.duckdb'} (view summary)")

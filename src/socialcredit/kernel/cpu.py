@@ -14,7 +14,7 @@ from __future__ import annotations
 from numba import njit, prange
 
 import socialcredit.jitcache  # noqa: F401  (before any cached jit)
-from socialcredit.kernel.step import C_EMIT, loc, step_subject
+from socialcredit.kernel.step import C_EMIT, day_consts, loc, step_with
 
 #: Events one subject can emit in one day, at most (the buffer keeps this much free).
 EVENT_MARGIN = 96
@@ -29,9 +29,11 @@ def run_day(cursor, end, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[n
         cap = ev.shape[1]
         counters = cnt[c]
         events = ev[c]
+        dc = day_consts(P, ctx)
+        emitting = ctx[C_EMIT] != 0
         while g < stop:
-            if ctx[C_EMIT] != 0 and counters[0] + EVENT_MARGIN > cap:
+            if emitting and counters[0] + EVENT_MARGIN > cap:
                 break
-            step_subject(g, loc(g, ctx), P, ctx, st, pub, rep, popt, counters, events)
+            step_with(g, loc(g, ctx), dc, P, ctx, st, pub, rep, popt, counters, events)
             g += 1
         cursor[c] = g

@@ -47,17 +47,16 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numba import cuda
 
 import socialcredit.jitcache  # noqa: F401  (before any cached jit)
-from socialcredit.errors import UserError
 from socialcredit.kernel import layout as LY
 from socialcredit.kernel.atomic import atomic_add
 from socialcredit.kernel.cpu import EVENT_MARGIN
+from socialcredit.kernel.gpu_plan import EVENT_CAPACITY, check_memory, event_rows, memory_plan
 from socialcredit.kernel.step import (
     C_BLO,
     C_CHI,
@@ -69,32 +68,42 @@ from socialcredit.kernel.step import (
     step_subject,
 )
 from socialcredit.population import (
+    P_BSTART,
+    P_CSTART,
+    Population,
     _business_bands_in,
     _business_rep_in,
     _citizen_bands_in,
     business_region,
     citizen_region,
     n_citizens_of,
+    populate,
 )
 
 #: numba reads the same variable when ``numba.cuda`` is first imported.
 SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
 
 #: Threads per block of the day kernel (the step is register-heavy: 128 keeps occupancy up).
-THREADS_PER_BLOCK = 32 if SIMULATOR else 128
+#: The simulator runs every thread as a Python thread: few threads, each looping, are fastest.
+THREADS_PER_BLOCK = 8 if SIMULATOR else 128
 #: Resident blocks per multiprocessor the grid-stride launch aims at.
 BLOCKS_PER_SM = 16
 #: Copies of the counter row when no events are recorded (spreads atomics of hot counters).
 REPLICAS = 4 if SIMULATOR else 32
-#: Rows of the event buffer (6 int32 each) when events are recorded: 2**24 rows, 384 MiB.
-EVENT_CAPACITY = 1 << 24
-#: Device memory kept free beyond the plan (kernel images, the driver's own allocations).
-HEADROOM = 256 << 20
 #: Cap on the device memory the backend may use, in bytes (e.g. on a shared GPU).
 MEMORY_ENV = "SOCIALCREDIT_GPU_MEMORY"
 
 _STATE_WORDS = STATE_DTYPE.itemsize // 4
-assert STATE_DTYPE.itemsize % 4 == 0
+assert STATE_DTYPE.itemsize % 4 == 0 and CNT_BASE == 2 and EVENT_MARGIN == 96  # gpu_plan's
+
+if not SIMULATOR:
+    # numba-cuda keeps its own config: point its cache where ``jitcache`` points numba's, a
+    # directory keyed by the sources of every kernel file (the cache itself checks only this
+    # file, not the day step it inlines)
+    import numba
+    from numba.cuda.core import config as _cuda_config
+
+    _cuda_config.CACHE_DIR = numba.config.CACHE_DIR  # type: ignore[attr-defined]
 
 
 # ============================================================================================
@@ -111,7 +120,7 @@ def _register_cuda_overloads() -> None:
     if _registered or SIMULATOR:
         return
     from numba.core.typing.templates import builtin_registry
-    from numba.cuda.extending import overload as cuda_overload
+    from numba.cuda.extending import overload as cuda_overload  # type: ignore[attr-defined]
 
     @cuda_overload(atomic_add, target="cuda")
     def _atomic_add_cuda(arr, i, v):  # type: ignore[no-untyped-def]
@@ -120,22 +129,36 @@ def _register_cuda_overloads() -> None:
 
         return impl
 
+    @cuda_overload(_raw, target="cuda", inline="always")
+    def _raw_cuda(a):  # type: ignore[no-untyped-def]
+        return lambda a: a
+
     done: set[int] = set()
     for gv, gty in list(builtin_registry.globals):
         if not getattr(gv, "__module__", "").startswith("socialcredit.") or id(gv) in done:
             continue
         for tmpl in getattr(gty, "templates", ()):
-            if (getattr(tmpl, "metadata", None) or {}).get("target") != "generic":
-                continue
-            inline = getattr(getattr(tmpl, "_inline", None), "_inline", "never")
-            _mirror(cuda_overload, gv, inline if inline in ("always", "never") else "never")
+            if (getattr(tmpl, "metadata", None) or {}).get("target", "generic") != "generic":
+                continue  # e.g. atomic_add's cpu overload
+            _mirror(cuda_overload, gv)
             done.add(id(gv))
             break
     _registered = True
 
 
-def _mirror(cuda_overload: Any, fn: Any, inline: str) -> None:
-    @cuda_overload(fn, target="cuda", inline=inline, strict=False)
+def _raw(a):  # type: ignore[no-untyped-def]
+    """The array behind a kernel argument. On a GPU the identity (see the overload below);
+    under the simulator the NumPy array inside its wrapper, whose every element access
+    would otherwise cost two Python calls (it makes the simulated step ten times faster and
+    changes no value: the wrapper only forwards to that array)."""
+    item = getattr(a, "_item", None)
+    return getattr(item, "_ary", a) if item is not None else a
+
+
+def _mirror(cuda_overload: Any, fn: Any) -> None:
+    # inline="never": NVVM inlines at -O3 anyway, and Numba-IR inlining of functions with
+    # conditional expressions trips numba's own IR checks (numba issue 9489)
+    @cuda_overload(fn, target="cuda", inline="never", strict=False)
     def _ov(*args, **kwargs):  # type: ignore[no-untyped-def]
         return fn
 
@@ -151,6 +174,14 @@ _register_cuda_overloads()
 @cuda.jit(cache=not SIMULATOR)
 def _day_kernel(a, b, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-untyped-def]
     """Step subjects of shard-local indices [a, b); block k counts into copy k % len(cnt)."""
+    P = _raw(P)
+    ctx = _raw(ctx)
+    st = _raw(st)
+    pub = _raw(pub)
+    rep = _raw(rep)
+    popt = _raw(popt)
+    cnt = _raw(cnt)
+    ev = _raw(ev)
     k = cuda.blockIdx.x % cnt.shape[0]
     counters = cnt[k]
     events = ev[k]
@@ -170,12 +201,14 @@ def _day_kernel(a, b, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-u
 def _reduce_kernel(cnt, out):  # type: ignore[no-untyped-def]
     """out[j] = the sum of cnt[:, j]; cnt is zeroed for the next day."""
     j = np.int64(cuda.grid(1))
-    if j < out.shape[0]:
+    stride = np.int64(cuda.gridsize(1))
+    while j < out.shape[0]:
         s = np.int64(0)
         for k in range(cnt.shape[0]):
             s += cnt[k, j]
             cnt[k, j] = 0
         out[j] = s
+        j += stride
 
 
 @cuda.jit(cache=not SIMULATOR)
@@ -200,6 +233,9 @@ def _zero_kernel(a):  # type: ignore[no-untyped-def]
 def _populate_kernel(popt, c_lo, nc, b_lo, st, rep, do_state):  # type: ignore[no-untyped-def]
     """Region and bands of shard subjects (into zeroed state) and representatives of its
     businesses, exactly as ``population._generate_into`` computes them."""
+    popt = _raw(popt)
+    st = _raw(st)
+    rep = _raw(rep)
     C = n_citizens_of(popt)
     n = nc + rep.shape[0]
     j = np.int64(cuda.grid(1))
@@ -229,57 +265,8 @@ def _populate_kernel(popt, c_lo, nc, b_lo, st, rep, do_state):  # type: ignore[n
 # ============================================================================================
 
 
-@dataclass(frozen=True)
-class MemoryPlan:
-    """What the backend puts on the device, in bytes."""
-
-    subjects: int
-    state: int  # 36-byte records
-    public: int  # two uint32 public words per subject
-    representatives: int  # uint32 per business
-    tables: int  # packed policy tables, population table, day context
-    counters: int  # counter copies and the reduced row
-    events: int  # the event buffer (0 without events)
-
-    @property
-    def total(self) -> int:
-        return (self.state + self.public + self.representatives + self.tables + self.counters
-                + self.events)
-
-    def rows(self) -> list[tuple[str, int]]:
-        return [("state records (36 B per subject)", self.state),
-                ("public words (8 B per subject)", self.public),
-                ("representatives (4 B per business)", self.representatives),
-                ("policy and population tables", self.tables),
-                ("counters", self.counters), ("event buffer", self.events)]
-
-
 def counter_copies(emit: int) -> int:
     return 1 if emit else REPLICAS
-
-
-def memory_plan(model: Any, shard: Any, *, emit: int = LY.EMIT_NONE,
-                event_capacity: int = EVENT_CAPACITY) -> MemoryPlan:
-    """The device memory a shard of a model needs on the GPU backend."""
-    nb = shard.b_hi - shard.b_lo
-    n = shard.size
-    ncol = CNT_BASE + model.n_cells * model.n_metrics
-    popt = model.population.popt
-    return MemoryPlan(
-        subjects=n,
-        state=n * STATE_DTYPE.itemsize,
-        public=2 * n * 4,
-        representatives=nb * 4,
-        tables=int(model.packed.P.nbytes) + int(popt.nbytes) + N_CTX * 8,
-        counters=(counter_copies(emit) + 1) * ncol * 8,
-        events=_event_rows(n, emit, event_capacity) * LY.EV_WIDTH * 4 if emit else 0,
-    )
-
-
-def _event_rows(n: int, emit: int, capacity: int) -> int:
-    if not emit:
-        return 1
-    return max(EVENT_MARGIN, min(int(capacity), max(1, n) * EVENT_MARGIN))
 
 
 def device_free_bytes() -> float:
@@ -290,21 +277,6 @@ def device_free_bytes() -> float:
     if cap:
         free = min(free, float(int(cap)))
     return free
-
-
-def _gb(x: float) -> str:
-    return f"{x / 1e9:,.2f} GB"
-
-
-def check_memory(plan: MemoryPlan, free: float) -> None:
-    """Raise a UserError when the plan (plus headroom) does not fit the free memory."""
-    need = plan.total + HEADROOM
-    if need > free:
-        raise UserError(
-            f"this run needs {_gb(need)} of GPU memory ({plan.subjects:,} subjects at "
-            f"{(plan.state + plan.public) / max(1, plan.subjects):.0f} bytes of state each, plus "
-            f"tables, counters, event buffer and {_gb(HEADROOM)} headroom) but the GPU has "
-            f"{_gb(free)} free; use fewer --citizens, shard the run, or --backend cpu")
 
 
 # ============================================================================================
@@ -336,22 +308,26 @@ class GpuBackend:
         self.emit = int(emit)
         self.state: dict[str, np.ndarray] | None = state
         n = shard.size
-        nc = shard.c_hi - shard.c_lo
         nb = shard.b_hi - shard.b_lo
         self.n = n
-        self.plan = memory_plan(model, shard, emit=self.emit, event_capacity=event_capacity)
+        self.plan = memory_plan(model, shard, emit=self.emit, copies=REPLICAS,
+                                event_capacity=event_capacity)
         check_memory(self.plan, device_free_bytes() if free_bytes is None else free_bytes)
         self.tpb = int(threads_per_block or THREADS_PER_BLOCK)
         if SIMULATOR:
-            self.max_blocks = 64
+            self.max_blocks = 8
             self.threads = 1
         else:
             sms = int(cuda.get_current_device().MULTIPROCESSOR_COUNT)
             self.max_blocks = sms * BLOCKS_PER_SM
             self.threads = sms
         self.ncol = CNT_BASE + model.n_cells * model.n_metrics
+        #: sum the counter copies on the device; under the simulator, where a kernel's loop
+        #: over every counter would cost more than the simulated day, with NumPy on the host
+        #: (the test checks :func:`_reduce_kernel` on its own)
+        self.device_reduce = not SIMULATOR
         k = counter_copies(self.emit)
-        rows = _event_rows(n, self.emit, event_capacity)
+        rows = event_rows(n, self.emit, event_capacity)
         #: subjects per launch: the worst case of every subject's events fits the buffer
         self.span = max(1, rows // EVENT_MARGIN) if self.emit else max(1, n)
         # tables
@@ -417,8 +393,14 @@ class GpuBackend:
                     chunks.append(self.ev[0, :int(pos[0])].copy_to_host())
                 _reset_positions[1, max(1, self.cnt.shape[0])](self.cnt)
             a = b
-        _reduce_kernel[-(-self.ncol // 256), 256](self.cnt, self.out)
-        self.out.copy_to_host(self._out_host)
+        if self.device_reduce:
+            _reduce_kernel[self._grid(self.ncol), self.tpb](self.cnt, self.out)
+            self.out.copy_to_host(self._out_host)
+        else:
+            host = self.cnt.copy_to_host()
+            self._out_host[:] = host.sum(axis=0)
+            host[:] = 0
+            self.cnt.copy_to_device(host)
         counts = self._out_host[CNT_BASE:].reshape(m.n_cells, m.n_metrics).copy()
         if chunks:
             events = np.concatenate(chunks)
@@ -465,41 +447,40 @@ class GpuBackend:
 # ============================================================================================
 
 
-def lazy_population(lay: Any) -> Any:
-    """A :class:`~socialcredit.population.Population` of a layout whose ``region``, ``bands``
-    and ``rep`` arrays are generated (on the CPU) only when first read.
+class LazyPopulation(Population):
+    """A population whose ``region``, ``bands`` and ``rep`` arrays are generated (on the CPU,
+    by ``population.populate``) only when first read; ``materialized`` says whether they
+    exist yet. A GPU run needs only the layout on the host: the device generates the subjects
+    itself and the recorder reads regions and bands from the synced state."""
 
-    A GPU run needs only the layout on the host: the device generates the subjects itself,
-    and the recorder reads regions and bands from the synced state. ``materialized`` says
-    whether the arrays exist yet."""
-    from socialcredit.population import P_BSTART, P_CSTART, Population, populate
-
-    class LazyPopulation(Population):
-        def _fill(self) -> None:
+    def _get(self, k: int) -> np.ndarray:
+        arrays = self.__dict__.get("_arrays")
+        if arrays is None:
             full = populate(self.layout)
-            self.__dict__["_arrays"] = (full.region, full.bands, full.rep)
+            arrays = self.__dict__["_arrays"] = (full.region, full.bands, full.rep)
+        return arrays[k]
 
-        def _get(self, k: int) -> np.ndarray:
-            arrays = self.__dict__.get("_arrays")
-            if arrays is None:
-                self._fill()
-                arrays = self.__dict__["_arrays"]
-            return arrays[k]
+    @property
+    def materialized(self) -> bool:
+        return self.__dict__.get("_arrays") is not None
 
-        @property
-        def materialized(self) -> bool:
-            return self.__dict__.get("_arrays") is not None
 
-    def _prop(k: int) -> property:
-        return property(lambda self: self._get(k), lambda self, v: None)
+def _lazy(k: int) -> property:
+    return property(lambda self: self._get(k), lambda self, value: None)
 
-    LazyPopulation.region = _prop(0)  # type: ignore[assignment]
-    LazyPopulation.bands = _prop(1)  # type: ignore[assignment]
-    LazyPopulation.rep = _prop(2)  # type: ignore[assignment]
+
+LazyPopulation.region = _lazy(0)  # type: ignore[assignment]
+LazyPopulation.bands = _lazy(1)  # type: ignore[assignment]
+LazyPopulation.rep = _lazy(2)  # type: ignore[assignment]
+
+
+def lazy_population(lay: Any) -> LazyPopulation:
+    """The :class:`LazyPopulation` of a ``population.Layout``: no per-subject work."""
     popt = lay.popt
     C, B = lay.n_citizens, lay.n_businesses
+    empty = np.zeros(0, np.uint8)
     return LazyPopulation(
-        n_citizens=C, n_businesses=B, region=None, bands=None, rep=None,  # type: ignore[arg-type]
+        n_citizens=C, n_businesses=B, region=empty, bands=empty, rep=empty,
         region_citizen_start=np.append(popt[:, P_CSTART], C).astype(np.int64),
         region_business_start=np.append(popt[:, P_BSTART], C + B).astype(np.int64),
         popt=popt, region_ids=lay.region_ids, region_names=lay.region_names,

@@ -781,44 +781,57 @@ def decide(i, li, s, kind, age, mem, grades, er, P, st, pub, ctx, rep, popt):  #
 
 
 @register_jitable(inline="always")
-def step_subject(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-untyped-def]
-    """One subject, one day: DESIGN 3's phases 1-9 for subject i.
+def day_consts(P, ctx):  # type: ignore[no-untyped-def]
+    """What every subject's quiet check reads, loaded once per day (and per worker)."""
+    return (ctx[C_T], ctx[C_BUSY], ctx[C_MONTH_START], ctx[C_YEAR_START], ctx[C_YEAR],
+            ctx[C_NCIT], key_of(ctx, C_KEY_ACTS), key_of(ctx, C_KEY_SVC),
+            P[OFF_O + T_ACT_TOTAL], P[OFF_O + T_PAIR_TOTAL], P[P[OFF_O + T_REPAY_THR]],
+            P[OFF_O + T_SVC_TOTAL_B])
 
-    Most subject-days nothing happens: no act, no record, no request, nothing pending, no
-    list to serve, no calendar turn. Those take the quiet path, which draws the same numbers
-    the full step would and carries the public word over unchanged, exactly as the full
-    step would have; everything else takes :func:`step_full`."""
-    if ctx[C_BUSY] == 0:
-        t = ctx[C_T]
+
+@register_jitable(inline="always")
+def step_subject(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-untyped-def]
+    """One subject, one day: DESIGN 3's phases 1-9 for subject i (see :func:`step_with`)."""
+    step_with(i, li, day_consts(P, ctx), P, ctx, st, pub, rep, popt, cnt, ev)
+
+
+@register_jitable(inline="always")
+def step_with(i, li, dc, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-untyped-def]
+    """One subject, one day, given the day's constants ``dc`` (:func:`day_consts`).
+
+    Most subject-days nothing happens: no act, no record, no request that a measure could
+    touch, nothing due, no list to serve, no grade to move. Those take the quiet path, which
+    draws the same numbers the full step would and leaves the state exactly as the full step
+    would have; everything else takes :func:`step_full`."""
+    t, busy, month_start, year_start, year, n_cit, k_acts, k_svc, o_act, o_pair, repay, o_svc = dc
+    if busy == 0:
         par = t & 1
         p_in = np.int64(pub[par, li])
         if (p_in & QUIET_MASK) == 0:
             rec = st[li]
             w = np.int64(rec['delayed'])
             due = w != 0 and ((w >> 13) & 1023) == (t & 1023)
-            if ctx[C_MONTH_START] and (p_in >> 30) & 1:
+            if month_start and (p_in >> 30) & 1:
                 due = True  # a moved score is graded at the turn of the month or year
-            if ctx[C_YEAR_START]:
-                k = (ctx[C_YEAR] - 1) & 1
+            if year_start:
+                k = (year - 1) & 1
                 if get_pts(rec, k) != 0 or get_fp(rec, k) != 0 or rec['cap0'] != 0 or \
                         rec['cap1'] != 0 or (np.int64(rec['counts']) & 15) != 0:
                     due = True
             w = np.int64(rec['appeal'])
             due = due or (w != 0 and ((w >> 13) & 1023) == (t & 1023))
             if not due:
-                rk = np.int64(rec['region']) * 2 + (1 if i >= ctx[C_NCIT] else 0)
-                h = rng.subject_hash(key_of(ctx, C_KEY_ACTS), np.uint64(i))
-                if u32(h) >= P[P[OFF_O + T_ACT_TOTAL] + rk] and \
-                        u32lo(h) >= P[P[OFF_O + T_PAIR_TOTAL] + rk]:
+                rk = np.int64(rec['region']) * 2 + (1 if i >= n_cit else 0)
+                h = rng.subject_hash(k_acts, np.uint64(i))
+                if u32(h) >= P[o_act + rk] and u32lo(h) >= P[o_pair + rk]:
                     ob = np.int64(rec['counts']) >> 4
                     # the repayment draw is the full step's own, so skipping is exact
-                    if ob == 0 or u32(rng.sub_hash(h, np.uint64(DRAW_REPAY))) >= \
-                            P[P[OFF_O + T_REPAY_THR]]:
-                        h2 = rng.subject_hash(key_of(ctx, C_KEY_SVC), np.uint64(i))
+                    if ob == 0 or u32(rng.sub_hash(h, np.uint64(DRAW_REPAY))) >= repay:
+                        h2 = rng.subject_hash(k_svc, np.uint64(i))
                         bnd = np.int64(rec['bands'])
                         rb = (rk << 8) | bnd
                         u = u32(h2)
-                        if u >= P[P[OFF_O + T_SVC_TOTAL_B] + rb]:
+                        if u >= P[o_svc + rb]:
                             pub[1 - par, li] = np.uint32(p_in)
                             return
                         if plain_grant(i, li, u, rk, bnd, p_in, P, ctx, rep, cnt, ev):
