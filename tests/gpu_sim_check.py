@@ -31,6 +31,40 @@ def _same_runs(a: Any, b: Any) -> dict[str, Any]:
     }
 
 
+def _same_run_directories(citizens: int, days: int) -> dict[str, Any]:
+    """``simulate`` with ``--ledger`` on both backends, the GPU one interrupted after its first
+    checkpoint and resumed: every table and the census must be identical."""
+    import tempfile
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from socialcredit.run import _Stopped, run_tables, simulate
+    from socialcredit.scenario import Scenario
+
+    sc = Scenario.load("default").model_copy(update={"burn_in_days": 0})
+    kw: dict[str, Any] = {"citizens": citizens, "days": days, "ledger": True,
+                          "checkpoint_every": 15}
+    with tempfile.TemporaryDirectory() as tmp:
+        a = simulate(sc, out=Path(tmp) / "cpu", backend="cpu", **kw)
+        try:
+            simulate(sc, out=Path(tmp) / "gpu", backend="gpu", stop_after=15, **kw)
+        except _Stopped:
+            pass
+        b = simulate(sc, out=Path(tmp) / "gpu", backend="gpu", resume=True, **kw)
+        tables = {}
+        for name in run_tables(True):
+            pa_, pb_ = a / f"{name}.parquet", b / f"{name}.parquet"
+            if not pa_.exists():
+                pa_, pb_ = a / name, b / name
+            ta, tb = pq.read_table(pa_), pq.read_table(pb_)
+            tables[name] = {"rows": ta.num_rows, "equal": bool(ta.equals(tb))}
+        ma = json.loads((a / "manifest.json").read_text())
+        mb = json.loads((b / "manifest.json").read_text())
+    return {"tables": tables, "census_equal": ma["census"] == mb["census"],
+            "backend": mb["backend"]}
+
+
 def main(citizens: int, days: int) -> dict[str, Any]:
     from socialcredit.engine import Calendar, Shard, build_model, new_state, run_memory, whole
     from socialcredit.errors import UserError
@@ -107,7 +141,12 @@ def main(citizens: int, days: int) -> dict[str, Any]:
     out["reduce_kernel"] = bool((d_out.copy_to_host() == host.sum(axis=0)).all()
                                 and not d_cnt.copy_to_host().any())
 
-    # 5. the memory check, before any work
+    # 5. the whole command: run directories (ledger, snapshots, checkpoints, a resumed run)
+    t4 = time.perf_counter()
+    out["run_directory"] = _same_run_directories(citizens=800, days=40)
+    out["seconds"]["run_directory"] = round(time.perf_counter() - t4, 2)
+
+    # 6. the memory check, before any work
     try:
         G.GpuBackend(model, shard, new_state(model, shard), free_bytes=1_000_000)
         out["memory_error"] = None

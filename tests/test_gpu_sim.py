@@ -34,7 +34,8 @@ def _run(script: str, *args: str, env: dict[str, str], timeout: int = 900) -> su
 @pytest.fixture(scope="module")
 def sim() -> dict:
     proc = _run("gpu_sim_check.py", "3000", "90",
-                env=_env(NUMBA_ENABLE_CUDASIM="1", SOCIALCREDIT_GPU_SIM="1"))
+                env=_env(NUMBA_ENABLE_CUDASIM="1", SOCIALCREDIT_GPU_SIM="1",
+                         PYTHONWARNINGS="ignore"))
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -63,6 +64,14 @@ def test_gpu_shard_matches_cpu(sim: dict) -> None:
     assert s["n_events"] > 0
     assert all(s[k] for k in ("counts_equal", "events_equal", "st_equal", "pub_equal",
                               "generated_equal")), s
+
+
+@pytest.mark.slow
+def test_gpu_run_directory_matches_cpu(sim: dict) -> None:
+    r = sim["run_directory"]
+    assert r["backend"] == "gpu" and r["census_equal"] is True
+    assert r["tables"]["ledger"]["rows"] > 0 and r["tables"]["snapshots"]["rows"] > 0
+    assert all(t["equal"] for t in r["tables"].values()), r["tables"]
 
 
 @pytest.mark.slow

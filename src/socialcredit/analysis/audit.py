@@ -80,10 +80,16 @@ def _values(d: Dated[Any] | None) -> list[Any]:
 
 
 def _where(item: Any) -> str:
+    """``file:line`` of an item, the file relative to the shipped policies where it is one."""
+    from socialcredit.policy.resolve import short_path
+
     try:
-        return str(item.where())
+        file, line = item.file_of(), item.line_of()
     except Exception:  # noqa: BLE001 - a location is a courtesy
         return ""
+    if not file:
+        return ""
+    return f"{short_path(file)}:{line}" if line else short_path(file)
 
 
 def _unequal(modifiers: dict[str, list[float]]) -> str:

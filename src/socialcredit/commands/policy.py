@@ -197,7 +197,7 @@ def _print_audit(console: Console, policy: str, findings: list[Finding]) -> None
     table = Table(title=f"Rights audit of {policy}", title_justify="left", show_lines=True, expand=True)
     table.add_column("severity", no_wrap=True)
     table.add_column("rights", no_wrap=True)
-    table.add_column("rule", ratio=2)
+    table.add_column("rule", ratio=2, overflow="fold")
     table.add_column("why", ratio=4)
     for f in findings:
         colour = colours.get(f.severity, "")

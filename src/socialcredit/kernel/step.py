@@ -245,18 +245,18 @@ assert STATE_DTYPE.itemsize == 36
 CNT_BASE = 2
 
 
-@register_jitable(inline="always")
+@register_jitable
 def key_of(ctx, k):  # type: ignore[no-untyped-def]
     """A day key kept in ctx as two 32-bit halves (an int64 cannot hold every uint64)."""
     return (np.uint64(ctx[k]) << np.uint64(32)) | np.uint64(ctx[k + 1])
 
 
-@register_jitable(inline="always")
+@register_jitable
 def get_pts(rec, k):  # type: ignore[no-untyped-def]
     return np.int64(rec["pts0"]) if k == 0 else np.int64(rec["pts1"])
 
 
-@register_jitable(inline="always")
+@register_jitable
 def add_pts(rec, k, v):  # type: ignore[no-untyped-def]
     if k == 0:
         rec["pts0"] = np.int16(np.int64(rec["pts0"]) + v)
@@ -264,12 +264,12 @@ def add_pts(rec, k, v):  # type: ignore[no-untyped-def]
         rec["pts1"] = np.int16(np.int64(rec["pts1"]) + v)
 
 
-@register_jitable(inline="always")
+@register_jitable
 def get_fp(rec, k):  # type: ignore[no-untyped-def]
     return np.int64(rec["fp0"]) if k == 0 else np.int64(rec["fp1"])
 
 
-@register_jitable(inline="always")
+@register_jitable
 def add_fp(rec, k, v):  # type: ignore[no-untyped-def]
     if k == 0:
         rec["fp0"] = np.int16(np.int64(rec["fp0"]) + v)
@@ -277,12 +277,12 @@ def add_fp(rec, k, v):  # type: ignore[no-untyped-def]
         rec["fp1"] = np.int16(np.int64(rec["fp1"]) + v)
 
 
-@register_jitable(inline="always")
+@register_jitable
 def get_cap(rec, k):  # type: ignore[no-untyped-def]
     return np.int64(rec["cap0"]) if k == 0 else np.int64(rec["cap1"])
 
 
-@register_jitable(inline="always")
+@register_jitable
 def set_cap(rec, k, v):  # type: ignore[no-untyped-def]
     if k == 0:
         rec["cap0"] = np.uint8(v)
@@ -290,7 +290,7 @@ def set_cap(rec, k, v):  # type: ignore[no-untyped-def]
         rec["cap1"] = np.uint8(v)
 
 
-@register_jitable(inline="always")
+@register_jitable
 def get_sl(rec, s):  # type: ignore[no-untyped-def]
     if s == 0:
         return np.int64(rec["sl0"])
@@ -299,7 +299,7 @@ def get_sl(rec, s):  # type: ignore[no-untyped-def]
     return np.int64(rec["sl2"])
 
 
-@register_jitable(inline="always")
+@register_jitable
 def set_sl(rec, s, v):  # type: ignore[no-untyped-def]
     if s == 0:
         rec["sl0"] = np.uint8(v)
@@ -309,7 +309,7 @@ def set_sl(rec, s, v):  # type: ignore[no-untyped-def]
         rec["sl2"] = np.uint8(v)
 
 
-@register_jitable(inline="always")
+@register_jitable
 def get_sd(rec, s):  # type: ignore[no-untyped-def]
     if s == 0:
         return np.int64(rec["sd0"])
@@ -318,7 +318,7 @@ def get_sd(rec, s):  # type: ignore[no-untyped-def]
     return np.int64(rec["sd2"])
 
 
-@register_jitable(inline="always")
+@register_jitable
 def set_sd(rec, s, v):  # type: ignore[no-untyped-def]
     v = v if v < 65535 else 65535
     if s == 0:
@@ -329,7 +329,7 @@ def set_sd(rec, s, v):  # type: ignore[no-untyped-def]
         rec["sd2"] = np.uint16(v)
 
 
-@register_jitable(inline="always")
+@register_jitable
 def loc(g, ctx):  # type: ignore[no-untyped-def]
     """Shard-local index of global subject id g (citizens of the shard, then its businesses)."""
     if g < ctx[C_NCIT]:
@@ -337,12 +337,12 @@ def loc(g, ctx):  # type: ignore[no-untyped-def]
     return ctx[C_CHI] - ctx[C_CLO] + g - ctx[C_NCIT] - ctx[C_BLO]
 
 
-@register_jitable(inline="always")
+@register_jitable
 def u32(h):  # type: ignore[no-untyped-def]
     return np.int64(rng.hi32(h))
 
 
-@register_jitable(inline="always")
+@register_jitable
 def u32lo(h):  # type: ignore[no-untyped-def]
     return np.int64(rng.lo32(h))
 
@@ -474,7 +474,7 @@ def pub_honest(p):  # type: ignore[no-untyped-def]
     return (p >> 20) & 15
 
 
-@register_jitable(inline="always")
+@register_jitable
 def mod(v, m):  # type: ignore[no-untyped-def]
     """Apply a Q8 fixed-point modifier (256 = 1.0)."""
     return (v * m) >> SHIFT8
