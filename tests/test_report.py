@@ -97,7 +97,9 @@ def test_cli(runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert code == 2 and "there is no run at" in err and "Traceback" not in stdout + err
 
 
+@pytest.fixture(scope="module")
 def chromium() -> str:
+    """The Chromium executable, checked before any run is made for the browser test."""
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     try:
         import playwright.sync_api  # noqa: F401
@@ -112,14 +114,13 @@ def chromium() -> str:
 
 
 @pytest.mark.browser
-def test_report_opens_in_chromium(report: Path, tmp_path: Path) -> None:
+def test_report_opens_in_chromium(chromium: str, report: Path, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    exe = chromium()
     errors: list[str] = []
     remote: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

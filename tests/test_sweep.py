@@ -167,6 +167,22 @@ def test_bad_sweeps_are_one_sentence_and_write_nothing(tmp_path: Path, grid: str
     assert not out.exists()
 
 
+def test_bad_base_scenario_and_set(tmp_path: Path) -> None:
+    from socialcredit.sweep import load_sweep
+
+    path = write(tmp_path, "scenario: atlantis\ngrid:\n  behaviour.awareness: [0.5]\n")
+    with pytest.raises(UserError, match=r"line 1: unknown scenario 'atlantis'"):
+        load_sweep(path)
+    path = write(tmp_path, "set:\n  behaviour.awareness: 7\ngrid:\n  seed: [1]\n")
+    with pytest.raises(UserError, match=r"the values under set do not give a valid scenario"):
+        load_sweep(path)
+    path = write(tmp_path, "set:\n  behaviour.aware: 0.5\ngrid:\n  seed: [1]\n")
+    with pytest.raises(UserError, match=r"line 2: behaviour.aware is not a parameter"):
+        load_sweep(path)
+    with pytest.raises(UserError, match=r"sweep file nowhere.yaml does not exist"):
+        load_sweep("nowhere.yaml")
+
+
 def test_cli_bad_sweep_exits_2_with_one_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     from socialcredit import cli

@@ -216,7 +216,12 @@ def load_sweep(file: str | Path) -> SweepPlan:
     def fail(message: str, *loc: Any) -> UserError:
         return UserError(message, path=path, line=_line(lines, loc))
 
-    base_sc = Scenario.load(_scenario_ref(spec.scenario, path))
+    try:
+        base_sc = Scenario.load(_scenario_ref(spec.scenario, path))
+    except UserError as err:
+        if err.path is not None:  # a mistake inside the scenario file: say where it is
+            raise
+        raise fail(err.message, "scenario") from None
     name = spec.name or re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).strip("-.") or "sweep"
     base = base_sc.to_dict()
     scenario_path = str(base_sc.path.resolve()) if base_sc.path is not None else None
@@ -287,7 +292,8 @@ def load_sweep(file: str | Path) -> SweepPlan:
                           sc.start.isoformat(), sc.days, sc.burn_in_days])
         if key not in checked_policies:
             checked_policies.add(key)
-            _check_policy(sc, catalogue, spec.days, fail, where, point)
+            _check_policy(sc, catalogue, None if "days" in point else spec.days, fail, where,
+                          point)
 
     seeds = _seeds(points, base)
     runs: list[PlannedRun] = []
@@ -520,8 +526,8 @@ def _scenario_from(data: dict[str, Any], scenario_path: str | None,
     try:
         return Scenario.from_dict(data, path=scenario_path)
     except UserError as err:
-        what = _describe(point) if point else "the values under set"
-        raise fail(f"{what} does not give a valid scenario: {err.message}", *loc) from None
+        what = f"{_describe(point)} does" if point else "the values under set do"
+        raise fail(f"{what} not give a valid scenario: {err.message}", *loc) from None
 
 
 def _describe(point: Mapping[str, Any] | None) -> str:

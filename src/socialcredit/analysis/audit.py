@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     from socialcredit.policy.schema import Item, ListDef, Measure, PolicyDocument
 
 SEVERITIES = ("high", "medium", "low")
+#: Within a severity, findings are listed in this order of rights (then by rule).
+RIGHTS_ORDER = ("ICCPR 19", "ICCPR 18", "ICCPR 21", "ICCPR 22", "CRC 2(2)", "ICCPR 12",
+                "ICCPR 14", "ICCPR 17", "ICCPR 26")
 
 #: Act categories that are the exercise of a right, and the right.
 CATEGORY_RIGHTS = {
@@ -297,7 +300,10 @@ class _Auditor:
                 seen.add(key)
                 unique.append(f)
         order = {s: i for i, s in enumerate(SEVERITIES)}
-        return sorted(unique, key=lambda f: (order[f.severity], f.rule, f.rights))
+        rights = {r: i for i, r in enumerate(RIGHTS_ORDER)}
+        return sorted(unique, key=lambda f: (order[f.severity],
+                                             min(rights.get(r, 99) for r in f.rights),
+                                             f.rule, f.rights))
 
 
 def audit_policy(policy: str | Path | PolicyDocument,

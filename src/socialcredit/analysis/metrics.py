@@ -374,7 +374,7 @@ def wrongful_decisions(run: str | Path | Run) -> dict[str, Any]:
     }
     if has_ledger(run):
         out["by_channel"] = _rows(run, """
-            SELECT coalesce(r.channel, '(none of its own: through its group, or earlier)') AS channel,
+            SELECT coalesce(r.channel, '(through its group, or earlier)') AS channel,
                    count(*) AS wrongful
             FROM (SELECT subject_id, day FROM decisions WHERE wrongful) d
             ASOF LEFT JOIN (SELECT subject_id, day, channel FROM records WHERE NOT true_record) r

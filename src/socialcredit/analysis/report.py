@@ -213,8 +213,11 @@ def _audit(run: Run, page: _Page) -> None:
     if not findings:
         page.section("Rights audit of the policy", "<p>No findings.</p>")
         return
-    order = {"high": 0, "medium": 1, "low": 2}
-    findings.sort(key=lambda f: (order.get(f.severity, 3), f.rule))
+    from socialcredit.analysis.audit import RIGHTS_ORDER, SEVERITIES
+
+    rank = {r: i for i, r in enumerate(RIGHTS_ORDER)}
+    findings.sort(key=lambda f: (SEVERITIES.index(f.severity),
+                                 min(rank.get(r, 99) for r in f.rights), f.rule))
     rows = [(_Raw(f'<span class="sev-{_e(f.severity)}">{_e(f.severity)}</span>'),
              _NoWrap(", ".join(f.rights)), f.rule, f.why) for f in findings]
     high = sum(1 for f in findings if f.severity == "high")

@@ -167,7 +167,6 @@ def _figure(data: list[dict[str, Any]], title: str, **layout: Any) -> dict[str, 
     base: dict[str, Any] = {
         "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}},
         "margin": {"l": 60, "r": 20, "t": 48, "b": 48},
-        "legend": {"orientation": "h", "y": -0.2},
         "template": "plotly_white",
         "height": 360,
     }
@@ -443,7 +442,8 @@ def _disparity(cur: duckdb.DuckDBPyConnection, lists: list[str], services: list[
             "wrongful_per_100_denials": round(100 * wrong / den, 3) if den else None,
             "listed_per_1000": round(1000 * lst / subjects, 3),
         })
-    labels = [r["label"] for r in out]
+    labels = [r["label"].replace("citizens, ", "").replace("businesses, ", "firms, ")
+              for r in out]
     data = [
         {"type": "bar", "name": "denied per 100 decisions", "x": labels,
          "y": [r["denied_per_100_decisions"] for r in out], "marker": {"color": "#d62728"},
@@ -453,7 +453,9 @@ def _disparity(cur: duckdb.DuckDBPyConnection, lists: list[str], services: list[
          "yaxis": "y2", "offsetgroup": "2"},
     ]
     fig = _figure(data, "Disparity by group", barmode="group", xaxis={"tickangle": -30},
-                  margin={"l": 60, "r": 70, "t": 48, "b": 48},
+                  margin={"l": 60, "r": 70, "t": 72, "b": 48},
+                  legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02,
+                          "yanchor": "bottom"},
                   yaxis={"title": {"text": "denied per 100 decisions"}},
                   yaxis2={"title": {"text": "listed per 1,000"}, "overlaying": "y",
                           "side": "right", "rangemode": "tozero"}, height=420)

@@ -242,11 +242,12 @@ async function pageSubject() {
   c.replaceChildren(runNav(run, "subject"));
   const a = f.attributes || {};
   const skip = new Set(["subject_id", "kind", "group", "household", "represents", "region_name", "household_first_member", "uscc"]);
-  const attrs = Object.entries(a).filter(([k, v]) => !skip.has(k) && (typeof v !== "object" || v === null));
+  skip.add("employer");
+  const attrs = Object.entries(a).filter(([k, v]) => !skip.has(k) && v !== null && typeof v !== "object");
   const facts = [["region", a.region_name || a.region || ""]].concat(attrs.filter(([k]) => k !== "region").map(([k, v]) => [words(k), typeof v === "boolean" ? (v ? "yes" : "no") : words(v)]));
   if (a.household) facts.push(["household", a.household.map((m) => m.subject_id + " (" + m.age_band + ")").join(", ")]);
   if (a.represents && a.represents.length) facts.push(["legal representative of", a.represents.map((b) => b.subject_id + " " + b.uscc).join(", ")]);
-  if (a.employer) facts.push(["employer", a.employer.subject_id + " " + a.employer.uscc]);
+  if ("employer" in a) facts.push(["employer", a.employer ? a.employer.subject_id + " " + a.employer.uscc : "none"]);
   c.append(el("dl", { class: "facts", id: "attributes" }, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])));
 
   const sources = el("p", { class: "sources" }, "Source: ",
