@@ -110,6 +110,11 @@ def main(citizens: int, days: int) -> dict[str, Any]:
     gen["counts_equal"] = bool((counts == cpu2.counts).all())
     gen["st_equal"] = bool((be.state["st"] == cpu2.state["st"]).all())
     gen["pub_equal"] = bool((be.state["pub"] == cpu2.state["pub"]).all())
+    lazy = G.lazy_population(model.population.layout)
+    gen["lazy_untouched"] = not lazy.materialized and not G._has_arrays(lazy)
+    gen["lazy_equal"] = bool((lazy.rep == model.population.rep).all()
+                             and (lazy.bands == model.population.bands).all()
+                             and (lazy.region == model.population.region).all())
     out["device_population"] = gen
     t3 = time.perf_counter()
     out["seconds"]["device_population"] = round(t3 - t2, 2)

@@ -55,7 +55,8 @@ def test_device_population_and_counter_copies(sim: dict) -> None:
     g = sim["device_population"]
     assert g["counter_copies"] > 1
     assert all(g[k] for k in ("region_equal", "bands_equal", "state_equal", "rep_equal",
-                              "counts_equal", "st_equal", "pub_equal")), g
+                              "counts_equal", "st_equal", "pub_equal", "lazy_untouched",
+                              "lazy_equal")), g
 
 
 @pytest.mark.slow

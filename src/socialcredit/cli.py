@@ -12,6 +12,7 @@ import sys
 import typer
 
 from socialcredit.commands import analysis as analysis_commands
+from socialcredit.commands import bench as bench_commands
 from socialcredit.commands import policy as policy_commands
 from socialcredit.commands import run as run_commands
 from socialcredit.commands import serve as serve_commands
@@ -31,6 +32,7 @@ app.command("explain")(analysis_commands.explain_command)
 app.command("compare")(analysis_commands.compare_command)
 app.command("sweep")(sweep_commands.sweep_command)
 app.command("serve")(serve_commands.serve_command)
+app.command("bench")(bench_commands.bench_command)
 
 
 def main() -> None:

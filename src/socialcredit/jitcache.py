@@ -17,7 +17,7 @@ import numba
 
 _HERE = Path(__file__).parent
 _SOURCES = ["rng.py", "population.py", "kernel/step.py", "kernel/group.py", "kernel/atomic.py",
-            "kernel/layout.py", "kernel/cpu.py", "kernel/gpu.py"]
+            "kernel/layout.py", "kernel/cpu.py"]
 
 
 def source_digest() -> str:
