@@ -49,6 +49,14 @@ def warm_up(folder: str) -> float:
     return time.perf_counter() - t
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process so far (user + system)."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--citizens", type=int, default=200_000)
@@ -69,9 +77,10 @@ def main() -> None:
         plan = load_sweep(sweep_file)
 
         warm_up(str(work))
-        t = time.perf_counter()
+        t, c = time.perf_counter(), cpu_seconds()
         seq = run_sweep(plan, out=work / "sequential", threads=1)
         t_seq = time.perf_counter() - t
+        cpu_seq = cpu_seconds() - c
         assert seq.ok and len(seq.finished) == len(plan.runs), seq.failed
 
         t = time.perf_counter()
@@ -84,9 +93,11 @@ def main() -> None:
             t = time.perf_counter()
             client.run(warm_up, str(work))
             t_warm = time.perf_counter() - t
-            t = time.perf_counter()
+            t, c0 = time.perf_counter(), client.run(cpu_seconds)
             par = run_sweep(plan, out=work / "dask", client=client, threads=1)
             t_dask = time.perf_counter() - t
+            c1 = client.run(cpu_seconds)
+            cpu_dask = sum(c1[w] - c0[w] for w in c1 if w in c0)
         finally:
             client.close()
             cluster.close()
@@ -121,6 +132,15 @@ def main() -> None:
         # one run's own time, mean over the 8: equal on both sides unless the cores are shared
         "run_s_sequential": round(sum(per_run["sequential"]) / len(plan.runs), 2),
         "run_s_dask": round(sum(per_run["dask"]) / len(plan.runs), 2),
+        # cores the runs really had (CPU seconds / wall seconds): 1 and 2 on an idle machine;
+        # less when other processes share the cores, and then the ratio says little
+        "cores_used_sequential": round(cpu_seq / t_seq, 2),
+        "cores_used_dask": round(cpu_dask / t_dask, 2),
+        "cpu_s_sequential": round(cpu_seq, 2),
+        "cpu_s_dask": round(cpu_dask, 2),
+        # an estimate for two cores of our own: 1 core busy cpu_s_sequential, 2 cores sharing
+        # cpu_s_dask (it ignores the last run's imbalance and the summary writes)
+        "ratio_if_cores_free": round(args.workers * cpu_seq / cpu_dask, 3),
         "cluster_start_s": round(t_cluster, 2),
         "worker_warm_up_s": round(t_warm, 2),
         "ratio_with_cluster_start": round(t_seq / (t_dask + t_cluster + t_warm), 3),

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+import socialcredit.population as POP
+
 
 def _same_runs(a: Any, b: Any) -> dict[str, Any]:
     events_equal = len(a.events) == len(b.events) and all(
@@ -110,7 +112,7 @@ def main(citizens: int, days: int) -> dict[str, Any]:
     gen["counts_equal"] = bool((counts == cpu2.counts).all())
     gen["st_equal"] = bool((be.state["st"] == cpu2.state["st"]).all())
     gen["pub_equal"] = bool((be.state["pub"] == cpu2.state["pub"]).all())
-    lazy = G.lazy_population(model.population.layout)
+    lazy = POP.lazy_population(model.population.layout)
     gen["lazy_untouched"] = not lazy.materialized and not G._has_arrays(lazy)
     gen["lazy_equal"] = bool((lazy.rep == model.population.rep).all()
                              and (lazy.bands == model.population.bands).all()

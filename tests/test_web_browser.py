@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from test_web_api import CITIZENS, make_runs
 
 pytestmark = pytest.mark.browser

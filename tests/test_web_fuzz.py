@@ -8,7 +8,6 @@ the code behind the 404s.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ schemathesis = pytest.importorskip("schemathesis")
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
+
 from test_web_api import make_runs  # noqa: E402
 
 RUNS = ("base", "reform", "sweep~plain")

@@ -221,10 +221,11 @@ def _run_block(model: Any, shard: Any, state: dict[str, np.ndarray], t0: int, t1
             if snapshot_due(model, t, ledger):
                 if hasattr(be, "sync_state"):
                     be.sync_state()
-                snapshots[t] = snapshot_table(model, int(model.first_day + t), ids, state,
-                                              (t + 1) & 1)
+                snapshots[t] = snapshot_table(model, int(model.first_day + t), ids,
+                                              getattr(be, "state", state), (t + 1) & 1)
         if hasattr(be, "sync_state"):
             be.sync_state()
+        state = getattr(be, "state", state)
     out = BlockOut(counts=counts, events=events, snapshots=snapshots,
                    threads=int(getattr(be, "threads", 1)), seconds=time.perf_counter() - ts)
     return state, out

@@ -102,12 +102,16 @@ class Model:
 
 
 def build_model(scenario: Any, *, seed: int | None = None, citizens: int | None = None,
-                days: int | None = None) -> Model:
-    """Load everything a run needs: policy tables, behaviour tables and the population."""
+                days: int | None = None, lazy_population: bool = False) -> Model:
+    """Load everything a run needs: policy tables, behaviour tables and the population.
+
+    With ``lazy_population`` only the population's layout is built; its arrays are made on
+    first use (a GPU run generates its subjects on the device and never needs them)."""
     from socialcredit.behaviour import build_behaviour
     from socialcredit.catalogue import load_catalogue
     from socialcredit.policy import compile_policy
-    from socialcredit.population import generate
+    from socialcredit.population import generate, layout
+    from socialcredit.population import lazy_population as make_lazy
 
     if citizens is not None:
         scenario = scenario.rescaled(citizens)
@@ -126,7 +130,7 @@ def build_model(scenario: Any, *, seed: int | None = None, citizens: int | None 
     tables: dict[str, np.ndarray] = {}
     tables.update(policy.arrays())
     tables.update(beh)
-    pop = generate(scenario, seed=seed)
+    pop = make_lazy(layout(scenario, seed)) if lazy_population else generate(scenario, seed=seed)
     R = len(scenario.regions)
     dims = dict(E=policy.epoch_start.shape[0], R=R, A=len(policy.act_names),
                 H=len(policy.channel_names), S=len(policy.service_names),
@@ -300,14 +304,24 @@ class CpuBackend:
         return DayResult(counts=counts, events=events)
 
 
-def make_backend(name: str, model: Model, shard: Shard, state: dict[str, np.ndarray], *,
-                 threads: int | None = None, emit: int = LY.EMIT_NONE) -> Any:
-    """A backend by name: ``cpu``, ``gpu`` or ``auto`` (the GPU when one is present)."""
+def resolve_backend(name: str) -> str:
+    """``auto`` becomes ``gpu`` when a GPU is present, else ``cpu``."""
     if name == "auto":
         from socialcredit.kernel import gpu_available
 
-        name = "gpu" if gpu_available() else "cpu"
+        return "gpu" if gpu_available() else "cpu"
+    return name
+
+
+def make_backend(name: str, model: Model, shard: Shard, state: dict[str, np.ndarray] | None, *,
+                 threads: int | None = None, emit: int = LY.EMIT_NONE) -> Any:
+    """A backend by name: ``cpu``, ``gpu`` or ``auto`` (the GPU when one is present).
+
+    A GPU backend given no ``state`` generates the population on the device."""
+    name = resolve_backend(name)
     if name == "cpu":
+        if state is None:
+            state = new_state(model, shard)
         return CpuBackend(model, shard, state, threads=threads, emit=emit)
     if name == "gpu":
         from socialcredit.kernel.gpu import GpuBackend

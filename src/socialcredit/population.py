@@ -30,11 +30,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-import socialcredit.jitcache  # noqa: F401  (before any cached jit)
 from numba import njit, prange
 from numba.extending import register_jitable
 
+import socialcredit.jitcache  # noqa: F401  (before any cached jit)
 from socialcredit import rng
 from socialcredit.errors import UserError
 from socialcredit.uscc import business_id_from_code, code_for
@@ -899,3 +898,43 @@ def describe(pop: Population, subject_id: int) -> dict[str, Any]:
         out["uscc"] = uscc_of(pop, subject_id)
         out["representative"] = int(pop.rep[subject_id - pop.n_citizens])
     return out
+
+
+class LazyPopulation(Population):
+    """A population whose ``region``, ``bands`` and ``rep`` arrays are generated (on the CPU,
+    by ``population.populate``) only when first read; ``materialized`` says whether they
+    exist yet. A GPU run needs only the layout on the host: the device generates the subjects
+    itself and the recorder reads regions and bands from the synced state."""
+
+    def _get(self, k: int) -> np.ndarray:
+        arrays = self.__dict__.get("_arrays")
+        if arrays is None:
+            full = populate(self.layout)
+            arrays = self.__dict__["_arrays"] = (full.region, full.bands, full.rep)
+        return arrays[k]
+
+    @property
+    def materialized(self) -> bool:
+        return self.__dict__.get("_arrays") is not None
+
+
+def _lazy(k: int) -> property:
+    return property(lambda self: self._get(k), lambda self, value: None)
+
+
+LazyPopulation.region = _lazy(0)  # type: ignore[assignment]
+LazyPopulation.bands = _lazy(1)  # type: ignore[assignment]
+LazyPopulation.rep = _lazy(2)  # type: ignore[assignment]
+
+
+def lazy_population(lay: Any) -> LazyPopulation:
+    """The :class:`LazyPopulation` of a ``population.Layout``: no per-subject work."""
+    popt = lay.popt
+    C, B = lay.n_citizens, lay.n_businesses
+    empty = np.zeros(0, np.uint8)
+    return LazyPopulation(
+        n_citizens=C, n_businesses=B, region=empty, bands=empty, rep=empty,
+        region_citizen_start=np.append(popt[:, P_CSTART], C).astype(np.int64),
+        region_business_start=np.append(popt[:, P_BSTART], C + B).astype(np.int64),
+        popt=popt, region_ids=lay.region_ids, region_names=lay.region_names,
+        admin_codes=lay.admin_codes, seed=lay.seed, scale=lay.scale)

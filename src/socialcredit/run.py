@@ -205,13 +205,22 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
              citizens: int | None = None, days: int | None = None, threads: int | None = None,
              ledger: bool = False, resume: bool = False, backend: str = "cpu",
              progress: ProgressFn | None = None,
-             checkpoint_every: int = CHECKPOINT_EVERY,
+             checkpoint_every: int | None = None,
              stop_after: int | None = None) -> Path:
     """Run a scenario and write its run directory; returns the directory's path.
 
-    ``stop_after`` (tests) stops after that many days, as a crash would, leaving a partial
-    directory whose last checkpoint ``resume=True`` continues from."""
-    from socialcredit.engine import Calendar, build_model, make_backend, new_state, whole
+    ``checkpoint_every`` days the state is saved so that an interrupted run can be resumed
+    (default: every 91 days on the CPU, never on a GPU). ``stop_after`` (tests) stops after
+    that many days, as a crash would, leaving a partial directory whose last checkpoint
+    ``resume=True`` continues from."""
+    from socialcredit.engine import (
+        Calendar,
+        build_model,
+        make_backend,
+        new_state,
+        resolve_backend,
+        whole,
+    )
     from socialcredit.kernel import layout as LY
     from socialcredit.recorder import RunWriter
     from socialcredit.recording import snapshot_table
@@ -225,11 +234,17 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
         raise UserError("--resume needs --out naming the run to continue")
     if out_path.exists() and not resume:
         raise UserError(f"the run directory {out_path} already exists")
-    model = build_model(sc, seed=seed, citizens=citizens, days=days)
+    backend = resolve_backend(backend)
+    # a fresh GPU run generates its population on the device and keeps its state there; by
+    # default it is not checkpointed (a checkpoint copies the whole state back to the host)
+    on_device = backend == "gpu" and not resume
+    if checkpoint_every is None:
+        checkpoint_every = 0 if backend == "gpu" else CHECKPOINT_EVERY
+    model = build_model(sc, seed=seed, citizens=citizens, days=days, lazy_population=on_device)
     t_built = time.perf_counter()
     shard = whole(model)
     t0 = 0
-    state = new_state(model, shard)
+    state = None if on_device else new_state(model, shard)
     sim_seconds = 0.0
     with RunWriter(out_path, tables=run_tables(ledger), resume=resume) as writer:
         rec = DayRecorder(model, writer, ledger=ledger)
@@ -238,6 +253,7 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
             if cp is None:
                 raise UserError(f"the run {out_path} has no checkpoint to resume from")
             t0, saved, meta = cp
+            assert state is not None
             for k in state:
                 state[k][...] = saved[k]
             rec.collector.load_state({k[len("collector."):]: v for k, v in saved.items()
@@ -260,7 +276,7 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
                 if hasattr(be, "sync_state"):
                     be.sync_state()
                 rec.add_snapshot(snapshot_table(model, int(model.first_day + t), subject_ids,
-                                                state, (t + 1) & 1))
+                                                be.state, (t + 1) & 1))
             if progress:
                 progress(t + 1, total)
             done = t + 1
@@ -268,7 +284,7 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
                 rec.flush()
                 if hasattr(be, "sync_state"):
                     be.sync_state()
-                saved = dict(state)
+                saved = dict(be.state)
                 saved.update({f"collector.{k}": v for k, v in rec.collector.state().items()})
                 writer.checkpoint(done, saved, {"policy_hash": policy_digest(model)})
                 if stop_after is not None and done >= stop_after:

@@ -30,11 +30,11 @@ log = logging.getLogger(__name__)
 
 #: The tables indexed by subject, and the columns kept of each (None: all of them).
 TABLES: dict[str, list[str] | None] = {
-    "records": None,
-    "ledger": None,
     "list_events": None,
-    "decisions": None,
+    "ledger": None,
+    "records": None,
     "snapshots": ["day", "subject_id", "score", "grade", "lists", "false_lists"],
+    "decisions": None,
 }
 
 
@@ -54,12 +54,16 @@ class SubjectIndex:
     """The per-subject tables of one run, sorted by subject in memory (built in the
     background), with the same look-up against the Parquet files until then."""
 
-    def __init__(self, run: Run, *, background: bool = True):
+    def __init__(self, run: Run, *, background: bool = True, build: bool = True):
+        """``background``: build in a thread (else before returning); ``build``: False never
+        builds (every look-up reads the Parquet files; for tests)."""
         import duckdb
 
         self.run = run
         self.con: duckdb.DuckDBPyConnection = duckdb.connect(":memory:")
         self.tables: dict[str, str] = {}  # table -> column list of the look-up
+        self._globs: dict[str, str] = {}
+        self._done: set[str] = set()  # tables copied so far (looked up in memory already)
         self._ready = threading.Event()
         self._closed = False
         self.error: str | None = None
@@ -84,7 +88,10 @@ class SubjectIndex:
                 f"file_index AS fi, file_row_number AS fr FROM {source}"
             )
             self.tables[name] = listed
+            self._globs[name] = glob
         self._thread: threading.Thread | None = None
+        if not build:
+            return
         if background:
             self._thread = threading.Thread(target=self._build, name=f"index {run.path.name}",
                                             daemon=True)
@@ -94,6 +101,40 @@ class SubjectIndex:
 
     # -- building ----------------------------------------------------------------------------
 
+    def _copy(self, cur: duckdb.DuckDBPyConnection, name: str) -> None:
+        """Copy one table into ``idx``, sorted by subject, then compress it.
+
+        Strings (act, channel, rule, service, …; a few distinct values each) become ENUMs,
+        which sort and compress far better. The sort key is one 64-bit number — subject,
+        file, row within the file — when parts and rows fit its bits (at most 256 parts of
+        at most 16 Mi rows, as the recorder writes them); the file and row numbers order
+        the sort but are not kept, since a scan returns rows in insertion order."""
+        glob = quote_literal(self._globs[name])
+        kinds = dict(cur.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * "
+                                 f"FROM read_parquet({glob}))").fetchall())
+        select = []
+        for col in (c.strip('"') for c in self.tables[name].split(", ")):
+            expr = quote_ident(col)
+            if kinds.get(col) == "VARCHAR":
+                values = [r[0] for r in cur.execute(
+                    f"SELECT DISTINCT {expr} FROM read_parquet({glob}) WHERE {expr} IS NOT NULL "
+                    "LIMIT 10001").fetchall()]
+                if len(values) <= 10000:
+                    enum = quote_ident(f"enum_{name}_{col}")
+                    listed = ", ".join(quote_literal(str(v)) for v in values)
+                    cur.execute(f"CREATE TYPE {enum} AS ENUM ({listed})")
+                    expr = f"{expr}::{enum} AS {expr}"
+            select.append(expr)
+        files, rows = cur.execute(f"SELECT count(*), max(num_rows) FROM "
+                                  f"parquet_file_metadata({glob})").fetchone() or (0, 0)
+        if int(files or 0) <= 256 and int(rows or 0) < 1 << 24:
+            order = "(subject_id::UBIGINT << 32) | (fi::UBIGINT << 24) | fr::UBIGINT"
+        else:
+            order = "subject_id, fi, fr"
+        cur.execute(f"CREATE TABLE idx.{quote_ident(name)} AS SELECT {', '.join(select)} "
+                    f"FROM {quote_ident('src_' + name)} ORDER BY {order}")
+        cur.execute("CHECKPOINT idx")
+
     def _build(self) -> None:
         t0 = time.perf_counter()
         cur = self.con.cursor()
@@ -102,19 +143,18 @@ class SubjectIndex:
                 cur.execute("ATTACH ':memory:' AS idx (COMPRESS)")
             except Exception:  # noqa: BLE001 - older DuckDB: compression happens anyway or not
                 cur.execute("ATTACH ':memory:' AS idx")
-            for name in self.tables:
+            for name in self.tables:  # small tables first: they are ready in seconds
                 if self._closed:
                     return
-                # The file and row numbers order the sort but are not kept (they would not
-                # compress); a scan of the sorted table returns rows in insertion order,
-                # which is the run's. A subject has one snapshot a day: the day suffices.
-                cols = self.tables[name]
-                order = "subject_id, day" if name == "snapshots" else "subject_id, fi, fr"
-                cur.execute(
-                    f"CREATE TABLE idx.{quote_ident(name)} AS SELECT {cols} FROM "
-                    f"{quote_ident('src_' + name)} ORDER BY {order}"
-                )
-                cur.execute("CHECKPOINT idx")
+                self._copy(cur, name)
+                self._done.add(name)
+            if {"records", "decisions"} <= self._done:
+                # the few rows the overview's "wrongful decisions by channel" joins
+                cur.execute("CREATE TABLE idx.wrongful AS SELECT subject_id, day FROM "
+                            "idx.decisions WHERE wrongful")
+                cur.execute("CREATE TABLE idx.false_records AS SELECT subject_id, day, channel "
+                            "FROM idx.records WHERE NOT true_record")
+                self._done.add("wrongful")
             self.build_seconds = time.perf_counter() - t0
             log.info("subject index of %s built in %.1f s", self.run.path, self.build_seconds)
             self._ready.set()
@@ -144,7 +184,7 @@ class SubjectIndex:
         cols = self.tables.get(table)
         if cols is None:
             return []
-        if self.ready:
+        if table in self._done:
             query = f"SELECT {cols} FROM idx.{quote_ident(table)} WHERE subject_id = ? LIMIT ?"
         else:
             query = (f"SELECT {cols} FROM {quote_ident('src_' + table)} WHERE subject_id = ? "
@@ -152,6 +192,10 @@ class SubjectIndex:
         rel = cur.execute(query, [int(subject), int(limit)])
         names = [d[0] for d in rel.description]
         return [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
+
+    def has(self, table: str) -> bool:
+        """Whether ``table`` (or the derived ``wrongful``) is already copied into memory."""
+        return table in self._done
 
     def close(self) -> None:
         self._closed = True

@@ -363,15 +363,25 @@ def _wrongful(handle: RunHandle, cur: duckdb.DuckDBPyConnection, region_id: str 
                      f"{quote_literal(first.isoformat())} AND {band})")
         # as socialcredit.analysis.metrics.wrongful_decisions: the channel of the subject's
         # most recent false record on or before the day of the decision
-        rows = fetch(cur, f"""
+        query = f"""
             SELECT coalesce(r.channel, '(no false record of its own)') AS channel,
                    count(*) AS n
-            FROM (SELECT subject_id, day FROM decisions
-                  WHERE wrongful AND day BETWEEN ? AND ? AND {cond}) d
-            ASOF LEFT JOIN (SELECT subject_id, day, channel FROM records
-                            WHERE NOT true_record) r
+            FROM (SELECT subject_id, day FROM @WRONGFUL@
+                  WHERE day BETWEEN ? AND ? AND {cond}) d
+            ASOF LEFT JOIN (SELECT subject_id, day, channel FROM @FALSE@) r
               ON d.subject_id = r.subject_id AND d.day >= r.day
-            GROUP BY 1 ORDER BY 2 DESC, 1""", [d0, d1])
+            GROUP BY 1 ORDER BY 2 DESC, 1"""
+        index = handle.index()
+        if group_name in ("all", "citizen", "business") and index.has("wrongful"):
+            # the subject index keeps these rows apart: milliseconds instead of a scan
+            with bounded(index.cursor()) as icur:
+                rows = fetch(icur, query.replace("@WRONGFUL@", "idx.wrongful")
+                             .replace("@FALSE@", "idx.false_records"), [d0, d1])
+        else:
+            rows = fetch(cur, query.replace(
+                "@WRONGFUL@", "(SELECT subject_id, day FROM decisions WHERE wrongful)").replace(
+                "@FALSE@", "(SELECT subject_id, day, channel FROM records WHERE NOT true_record)"),
+                [d0, d1])
         notes.append("a wrongful decision is put down to the channel of the subject's most "
                      "recent false record; '(no false record of its own)': it reached the "
                      "subject through its group, or rests on a false record made before "
