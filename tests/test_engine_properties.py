@@ -234,7 +234,7 @@ def check_lists(w: World) -> int:
         assert (word >> 8) & 255 == false, f"subject {i}: false-entry bits differ"
         in_slots = {int(v & 127) - 1 for v in slots[i] if v}
         assert in_slots == set(mine), f"subject {i}: slots {in_slots}, replayed {set(mine)}"
-        for lst, (_, end, _) in mine.items():
+        for _, end, _ in mine.values():
             assert end < 0 or end > T - 1, f"subject {i}: still on a list whose term ended"
     return n
 

@@ -121,3 +121,22 @@ def test_a_false_record_opens_no_obligation(tmp_path: Path) -> None:
         "      - {date: 2019-03-01, lists: [judgment_debtors]}\n"
         "      - {date: 2019-03-02, lists: []}\n", tmp_path)
     assert run_case(case) == []
+
+
+def test_meeting_every_obligation_after_an_extension_ends_the_listing_at_once(tmp_path: Path) -> None:
+    """Regression (kernel/step.py, exits): the 'obligation met' exit waited until the entry
+    day plus the extensions (the start of the term was computed as the end minus the term),
+    holding a debtor who had paid for up to a year per extension; the policy says the listing
+    is removed at once once the obligation is met."""
+    case = _one(
+        "cases:\n  - name: x\n    policy: national\n    region: control\n    start: 2019-01-01\n"
+        "    subject: {kind: citizen, age: 2}\n"
+        "    records:\n"
+        "      - {date: 2019-03-01, act: court_default}\n"
+        "      - {date: 2019-04-01, act: court_default}\n"
+        "      - {date: 2019-05-01, act: court_default, meets: true}\n"
+        "      - {date: 2019-05-02, act: court_default, meets: true}\n"
+        "    expect:\n"
+        "      - {date: 2019-05-01, lists: [judgment_debtors]}\n"
+        "      - {date: 2019-05-02, lists: [], measures: []}\n", tmp_path)
+    assert run_case(case) == []

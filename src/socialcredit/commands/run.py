@@ -38,7 +38,7 @@ def run_command(
 
             path = simulate_distributed(scenario, scheduler=scheduler, out=out, seed=seed,
                                         citizens=citizens, days=days, ledger=ledger,
-                                        resume=resume, progress=progress)
+                                        resume=resume, progress=progress, threads=threads)
         else:
             from socialcredit.run import simulate
 

@@ -1068,7 +1068,9 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
             if term > 0 and t >= sd:
                 mem = list_exit(i, li, s, EXIT_TERM, 0, mem, P, rec, cnt, cell, ctx, ev)
                 continue
-            if P[P[OFF_O + T_LIST_EXIT_OBLIGATION] + ll] != 0 and ob == 0 and t > since:
+            # not on the day of entry (since == t); an extension moves sd, and so since, past
+            # the entry day, so "t > since" would hold a debtor who has paid until then
+            if P[P[OFF_O + T_LIST_EXIT_OBLIGATION] + ll] != 0 and ob == 0 and t != since:
                 mem = list_exit(i, li, s, EXIT_OBLIGATION, 1, mem, P, rec, cnt, cell, ctx, ev)
                 continue
             rmin = P[P[OFF_O + T_LIST_REPAIR_MIN] + ll]

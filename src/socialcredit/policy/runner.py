@@ -201,7 +201,15 @@ def _model(case: RuleCase, cat: Catalogue, policy: PolicyTables, world: _World) 
     from socialcredit.engine import Model
     from socialcredit.kernel import layout as LY
     from socialcredit.kernel.pack import pack
-    from socialcredit.population import P_BEND, P_BSTART, P_CEND, P_CSTART, P_HH, POPT_WIDTH, Population
+    from socialcredit.population import (
+        P_BEND,
+        P_BSTART,
+        P_CEND,
+        P_CSTART,
+        P_HH,
+        POPT_WIDTH,
+        Population,
+    )
     from socialcredit.rng import ONE
 
     beh, n_pairs = build_behaviour(cat, _quiet_behaviour(cat, case.region), policy)
@@ -304,7 +312,7 @@ def _observe(model: Any, world: _World, name: str, t: int, ctx: np.ndarray, stat
             others += [j for j in range(lo, lo + HOUSEHOLD_BLOCK)
                        if j != i and (int(bands[j]) >> 4) & 3 != 0]
         if reach & 4 and kind == 0:
-            others += [C + k for k in np.nonzero(rep == i)[0]]
+            others += [C + int(k) for k in np.nonzero(rep == i)[0]]
         if reach & 8 and kind == 1:
             others.append(int(rep[i - C]))
         for j in others:
