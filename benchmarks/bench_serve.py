@@ -195,6 +195,7 @@ def main() -> int:
                 other[name] = {"first_ms": _ms(times[0]), "again_ms": _ms(min(times[1:]))}
             result["other_pages"] = other
         server.should_exit = True
+        app.state.catalog.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)

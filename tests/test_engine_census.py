@@ -40,11 +40,11 @@ from socialcredit.store import Run
 OUT_OF_REACH = {
     "hangzhou_deposit_free_rental": "Hangzhou starts everyone at 600 and its perks need 700; "
     "its rewards (blood donation +20, volunteering +5, returned money +10, heroic act +30) "
-    "add about 1-2 points a year",
-    "hangzhou_bikes": "same as hangzhou_deposit_free_rental (700 or more)",
-    "hangzhou_hospital": "needs more than 750, 151 points above the start",
-    "rongcheng_low_grade_loans": "grade D needs 400 points deducted, about a century of the "
-    "mean deductions; the measure ends on 2020-12-31",
+    "add a few points a year",
+    "hangzhou_bikes": "as hangzhou_deposit_free_rental (700 or more)",
+    "hangzhou_hospital": "as hangzhou_deposit_free_rental (more than 750)",
+    "rongcheng_low_grade_loans": "grade D needs 400 points deducted, far beyond what the "
+    "shipped deduction rates give in a few years; the measure ends on 2020-12-31",
     "rongcheng_aaa_heating": "AAA needs +50, i.e. two heroic acts (+30 each, about 0.05 % "
     "of adults a year): about one resident in a million-citizen, six-year run",
     "rongcheng_aaa_loans": "AAA, as rongcheng_aaa_heating",

@@ -27,7 +27,7 @@ from typing import Any
 import numba
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from socialcredit.engine import Calendar, build_model, run_memory
@@ -341,6 +341,9 @@ params = st.fixed_dictionaries({
 @settings(max_examples=12, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(p=params)
+# Rongcheng's consent rule and the end of its low-grade loan refusal on 2021-01-01
+@example(p=dict(name="default", seed=2021, citizens=1600, days=40, burn_in=60,
+                start=dt.date(2020, 12, 10), feedback=dict.fromkeys(FEEDBACK, True), act_scale=8.0))
 def test_random_scenarios_keep_their_books(p: dict[str, Any]) -> None:
     w = run_world(small_scenario(**p))
     assert check_ledger(w) > 0

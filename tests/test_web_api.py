@@ -413,6 +413,31 @@ def test_nothing_outside_the_runs_folder(runs_folder: Path, tmp_path: Path) -> N
             assert "root:" not in r.text and "def create_app" not in r.text
 
 
+def test_broken_runs_are_not_server_errors(tmp_path: Path, runs_folder: Path) -> None:
+    import json
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from socialcredit.web import create_app
+
+    folder = tmp_path / "served"
+    shutil.copytree(runs_folder / "base", folder / "good")
+    (folder / "odd").mkdir()
+    (folder / "odd" / "manifest.json").write_text(json.dumps({"format_version": 1,
+                                                               "tables": {}}))
+    (folder / "odd" / "run.duckdb").write_bytes(b"")
+    (folder / "garbage").mkdir()
+    (folder / "garbage" / "manifest.json").write_text("{not json")
+    (folder / "garbage" / "run.duckdb").write_bytes(b"")
+    with TestClient(create_app(folder)) as c:
+        assert [r["id"] for r in c.get("/api/runs").json()] == ["good"]  # moved: still opens
+        assert "cannot be" in _plain(c.get("/api/runs/odd"), 404)
+        assert "cannot be" in _plain(c.get("/api/runs/garbage/overview"), 404)
+        assert c.get("/runs/odd").status_code == 404
+        assert c.get("/api/runs/good/subjects/3").status_code == 200
+
+
 def test_traversal_from_a_real_folder(client: Any) -> None:
     for path in TRAVERSALS:
         r = client.get(path)

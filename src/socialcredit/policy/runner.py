@@ -59,7 +59,7 @@ from socialcredit.policy.cases import CaseEvent, CaseExpectation, RuleCase, chec
 from socialcredit.policy.compiler import compile_policy
 from socialcredit.policy.tables import PolicyTables
 
-__all__ = ["CaseRun", "Mismatch", "run_case", "simulate_case"]
+__all__ = ["CaseRun", "Mismatch", "Observation", "run_case", "simulate_case"]
 
 HOUSEHOLD_BLOCK = 8
 _INERT_CHILD = {"income": 0, "education": 0, "age": 0, "urban": 0}

@@ -195,6 +195,15 @@ def create_app(runs_folder: str | Path, *, query_seconds: float | None = None) -
     async def _user_error(request: Request, exc: UserError) -> Response:
         return _error(request, 404, exc.sentence())
 
+    import duckdb
+
+    @app.exception_handler(duckdb.Error)
+    async def _unreadable(request: Request, exc: duckdb.Error) -> Response:
+        # a run whose files are damaged or not what its manifest says
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.warning("unreadable run data on %s: %s", request.url.path, exc)
+        return _error(request, 404, f"the run's tables cannot be read ({first})")
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:

@@ -95,6 +95,26 @@ def discover(root: Path, max_depth: int = MAX_DEPTH) -> dict[str, Path]:
     return found
 
 
+def _manifest_problem(m: dict[str, Any]) -> str | None:
+    """What the explorer needs from a manifest and this one lacks (None: nothing)."""
+    try:
+        dt.date.fromisoformat(str(m["calendar"]["start"]))
+        if int(m["calendar"]["days"]) <= 0:
+            return "has no days"
+        int(m["population"]["citizens"])
+        int(m["population"]["businesses"])
+        for reg in m["population"]["regions"]:
+            str(reg["id"])
+            int(reg["citizens"])
+            int(reg["businesses"])
+        if not isinstance(m.get("scenario", {}), dict) or not isinstance(m.get("policy", {}),
+                                                                             dict):
+            return "has no valid scenario or policy"
+    except (KeyError, TypeError, ValueError):
+        return "has no valid calendar or population"
+    return None
+
+
 @dataclass
 class RunHandle:
     """One run as the explorer holds it: the open run and what is computed once about it."""
@@ -420,6 +440,10 @@ class RunCatalog:
                 run = Run.open(path)
             except UserError as err:
                 raise NotFound(f"the run {run_id!r} cannot be opened: {err.message}") from None
+            problem = _manifest_problem(run.manifest)
+            if problem:
+                run.close()
+                raise NotFound(f"the run {run_id!r} cannot be shown: its manifest {problem}")
             handle = RunHandle(id=run_id, run=run, mtime=mtime)
             self._handles[run_id] = handle
             return handle

@@ -166,9 +166,9 @@ def _sum(cols: list[str]) -> str:
 def _figure(data: list[dict[str, Any]], title: str, **layout: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}},
-        "margin": {"l": 60, "r": 20, "t": 48, "b": 48},
+        "margin": {"l": 60, "r": 20, "t": 48, "b": 60},
         "template": "plotly_white",
-        "height": 360,
+        "height": 400,
     }
     for axis in ("xaxis", "yaxis"):
         layout[axis] = {"automargin": True, **layout.get(axis, {})}
@@ -343,7 +343,7 @@ def _decisions(cur: duckdb.DuckDBPyConnection, services: list[str], cols: list[s
                      "marker": {"color": colours[o]}})
     return _figure(data, "Decisions by service and outcome", barmode="group",
                    yaxis={"title": {"text": "decisions (log scale)"}, "type": "log"},
-                   xaxis={"tickangle": -40}, height=420)
+                   xaxis={"tickangle": -40})
 
 
 def _wrongful(handle: RunHandle, cur: duckdb.DuckDBPyConnection, region_id: str | None,
@@ -468,7 +468,7 @@ def _disparity(cur: duckdb.DuckDBPyConnection, lists: list[str], services: list[
                           "yanchor": "bottom"},
                   yaxis={"title": {"text": "denied per 100 decisions"}},
                   yaxis2={"title": {"text": "listed per 1,000"}, "overlaying": "y",
-                          "side": "right", "rangemode": "tozero"}, height=420)
+                          "side": "right", "rangemode": "tozero"})
     return fig, out
 
 
@@ -758,8 +758,7 @@ def _transition(a: RunHandle, b: RunHandle, rows: list[dict[str, Any]], kind: st
               "colorscale": [[0, "#f4f7fb"], [1, "#1f5fa8"]], "texttemplate": "%{z}",
               "hovertemplate": "A %{y} → B %{x}: %{z}<extra></extra>"}],
             f"Grades of {who} at the end of run A and of run B",
-            xaxis={"title": {"text": f"grade in B ({b.id})"}, "type": "category",
-                   "side": "top"},
+            xaxis={"title": {"text": f"grade in B ({b.id})"}, "type": "category"},
             yaxis={"title": {"text": f"grade in A ({a.id})"}, "type": "category",
                    "autorange": "reversed"}, height=420),
     }

@@ -74,13 +74,24 @@ function input(name, value, label, attrs) {
 function plot(div, fig) {
   if (!window.Plotly) { div.textContent = "Plotly.js did not load."; return; }
   if (!fig || !fig.data || fig.data.length === 0) {
+    if (window.Plotly) window.Plotly.purge(div);
+    div.style.height = "";
     div.replaceChildren(el("p", { class: "empty" }, (fig && fig.layout && fig.layout.title && fig.layout.title.text ? fig.layout.title.text + ": " : "") + "nothing to show for this selection."));
     return;
   }
-  window.Plotly.react(div, fig.data, Object.assign({ autosize: true }, fig.layout), { responsive: true, displaylogo: false });
+  // the container holds the figure's height, so a responsive resize keeps it
+  div.style.height = ((fig.layout && fig.layout.height) || 360) + "px";
+  const layout = Object.assign({}, fig.layout, { autosize: true });
+  delete layout.height;
+  window.Plotly.react(div, fig.data, layout, { responsive: true, displaylogo: false });
 }
 
 function params() { return new URLSearchParams(window.location.search); }
+
+function policyText(r) {
+  const extra = (r.reforms || []).filter((x) => !(r.policy || "").split("+").includes(x));
+  return (r.policy || "") + (extra.length ? " + " + extra.join(", ") : "");
+}
 
 function replaceQuery(values) {
   const q = new URLSearchParams();
@@ -115,7 +126,7 @@ async function pageRuns() {
       r.scenario || "",
       r.start + " – " + r.end,
       fmt(r.citizens) + " citizens, " + fmt(r.businesses) + " businesses",
-      (r.policy || "") + (r.reforms.length ? " + " + r.reforms.join(", ") : ""),
+      policyText(r),
       r.ledger ? "yes" : "no",
       fmt(h.denied) + " denied (" + pct(h.wrongful_share) + " wrongful)",
       pct(h.false_share),
@@ -149,7 +160,7 @@ async function pageOverview() {
   const facts = [
     ["scenario", info.scenario], ["dates", info.start + " – " + info.end + " (" + fmt(info.days) + " days)"],
     ["citizens", fmt(info.citizens)], ["businesses", fmt(info.businesses)],
-    ["policy", (info.policy || "") + (info.reforms.length ? " + " + info.reforms.join(", ") : "")],
+    ["policy", policyText(info)],
     ["seed", info.seed], ["records", fmt(h.records) + " (" + pct(h.false_share) + " false)"],
     ["decisions", fmt(h.decisions) + ": " + fmt(h.denied) + " denied, " + fmt(h.fast_tracked) + " fast-tracked"],
     ["wrongful denials", fmt(h.wrongful) + " (" + pct(h.wrongful_share) + " of denials)"],
@@ -431,7 +442,7 @@ async function pageCompare() {
       const qs = new URLSearchParams(Object.entries({ kind: q.kind, region: q.region }).filter(([, v]) => v)).toString();
       const r = await api("/api/compare/" + enc(q.a) + "/" + enc(q.b) + "?" + qs);
       const parts = [table(["", "A: " + r.a.id, "B: " + r.b.id], [
-        ["scenario", r.a.scenario, r.b.scenario], ["policy", r.a.policy + (r.a.reforms.length ? " + " + r.a.reforms.join(", ") : ""), r.b.policy + (r.b.reforms.length ? " + " + r.b.reforms.join(", ") : "")],
+        ["scenario", r.a.scenario, r.b.scenario], ["policy", policyText(r.a), policyText(r.b)],
         ["dates", r.a.start + " – " + r.a.end, r.b.start + " – " + r.b.end], ["seed", r.a.seed, r.b.seed]], { class: "compact" })];
       parts.push(el("h2", {}, "Headline figures"));
       parts.push(table(["figure", "A", "B", "B − A"], r.headline.map((h) => [words(h.figure), fmt(h.a), fmt(h.b), typeof h.a === "number" && typeof h.b === "number" ? fmt(h.b - h.a) : ""]), { class: "compact", id: "headline" }));
@@ -439,6 +450,15 @@ async function pageCompare() {
       if (r.note) parts.push(el("p", { class: "note" }, r.note));
       const div = el("div", { class: "figure wide", id: "fig-transition" });
       if (r.transition) parts.push(el("p", {}, fmt(r.transition.changed) + " of " + fmt(r.transition.subjects) + " subjects have another grade in B."), div);
+      const subj = r.analysis && r.analysis.subjects;
+      if (subj && subj.available) {
+        parts.push(el("h2", {}, "Subjects whose story differs"));
+        parts.push(el("p", {}, fmt(subj.changed) + " subjects (" + fmt(subj.changed_citizens) + " citizens, " + fmt(subj.changed_businesses) + " businesses) have another story in B, on the same random numbers" + (subj.changed_sample && subj.changed_sample.length ? "; for example " : "."),
+          (subj.changed_sample || []).map((sid, i) => [i ? ", " : "", el("a", { href: "/runs/" + enc(q.a) + "/subjects/" + sid }, String(sid))])));
+        if (subj.lists && subj.lists.length) parts.push(table(["list", "entered in B only", "left (or never entered) in B", "by rule"], subj.lists.map((l) => [words(l.list), fmt(l.entered), fmt(l.left),
+          l.entered_by_rule.concat(l.left_by_rule).map((x) => x.rule + " (" + fmt(x.subjects) + ")").join("; ")]), { class: "compact", id: "list-moves" }));
+        if (subj.rules && subj.rules.length) parts.push(table(["rule", "subjects in A", "subjects in B", "points in A", "points in B"], subj.rules.slice(0, 20).map((x) => [x.rule, fmt(x.subjects_a), fmt(x.subjects_b), fmt(x.points_a), fmt(x.points_b)]), { class: "compact", id: "rule-diff" }));
+      }
       holder.replaceChildren(...parts);
       if (r.transition) plot(div, r.transition.figure);
       body.dataset.ready = "1";
