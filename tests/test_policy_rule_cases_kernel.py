@@ -19,25 +19,13 @@ from socialcredit.policy.runner import run_case, simulate_case
 RULES = Path(__file__).parent / "rules"
 FILES = sorted(RULES.glob("*.yaml"))
 
-#: Cases whose expectations disagree with the shipped policies, not with the kernel. The
-#: national civic redlist (policies/national/civic/redlists.yaml) takes heroic acts, and the
-#: Rongcheng extension keeps it, so a Rongcheng hero is also on the honour roll and its
-#: measures (honour_roll_hospital, honour_roll_honours) are in force; these two cases expect
-#: only the grade's measures. Strict: once the case files are corrected the marks must go.
-WRONG_EXPECTATIONS = {
-    "a heroic act lifts a resident to AA": "expects no measures; the honour roll's two are in force",
-    "two heroic acts reach AAA and its perks": "leaves out the honour roll's two measures",
-}
 
 
 def _all_cases() -> list:
     out = []
     for f in FILES:
         for c in load_cases(f):
-            marks = []
-            if c.name in WRONG_EXPECTATIONS:
-                marks.append(pytest.mark.xfail(reason=WRONG_EXPECTATIONS[c.name], strict=True))
-            out.append(pytest.param(c, id=f"{f.name}:{c.name}", marks=marks))
+            out.append(pytest.param(c, id=f"{f.name}:{c.name}"))
     return out
 
 

@@ -27,10 +27,10 @@ from socialcredit.kernel.pack import Packed, pack
 from socialcredit.kernel.step import (
     C_BLO,
     C_BUSY,
-    C_E_PREV,
     C_CHI,
     C_CLO,
     C_E,
+    C_E_PREV,
     C_EMIT,
     C_FIRST,
     C_KEY_ACTS,

@@ -35,4 +35,4 @@ def cache_dir() -> Path:
     return Path(base) / source_digest()
 
 
-numba.config.CACHE_DIR = str(cache_dir())
+setattr(numba.config, "CACHE_DIR", str(cache_dir()))  # noqa: B010  (numba reads it at compile)

@@ -272,7 +272,7 @@ def snapshot_table(model: Any, day: int, subject_ids: np.ndarray, state: dict[st
 
 def grade_labels(model: Any) -> list[str]:
     """Grade names indexed by ``(region * 2 + kind) * 16 + grade``."""
-    labels = []
+    labels: list[str] = []
     for r in range(len(model.policy.region_names)):
         for k in range(2):
             names = list(model.policy.grade_names[r][k]) if model.policy.grade_names else []

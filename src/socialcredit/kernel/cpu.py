@@ -20,7 +20,7 @@ from socialcredit.kernel.step import C_EMIT, day_consts, loc, step_with
 EVENT_MARGIN = 96
 
 
-@njit(parallel=True, cache=True, nogil=True, _nrt=False)
+@njit(parallel=True, cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
 def run_day(cursor, end, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-untyped-def]
     """Advance every chunk from ``cursor[c]`` towards ``end[c]`` by one day of the step."""
     for c in prange(cursor.shape[0]):

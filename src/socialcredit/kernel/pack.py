@@ -37,7 +37,7 @@ class Packed:
     ``D``, ``O`` and ``MO`` are copies of the header's parts for Python code."""
 
     P: np.ndarray
-    O: np.ndarray
+    O: np.ndarray  # noqa: E741  (the offsets, as in the kernels)
     D: np.ndarray
     MO: np.ndarray
     metric_columns: list[tuple[str, int]]  # (family, column within family) per counter

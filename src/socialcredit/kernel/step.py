@@ -28,7 +28,6 @@ from socialcredit import rng
 from socialcredit.kernel.atomic import atomic_add
 from socialcredit.kernel.group import household_range, represented_range
 from socialcredit.kernel.layout import (
-    T_SVC_PLAIN,
     CELLS_PER_REGION,
     D_A,
     D_G,
@@ -195,6 +194,7 @@ from socialcredit.kernel.layout import (
     T_SVC_MEASURES,
     T_SVC_MONTHS,
     T_SVC_NMEASURES,
+    T_SVC_PLAIN,
     T_SVC_RETRY_THR,
     T_SVC_THR_B,
     T_SVC_TOTAL_B,
@@ -1186,7 +1186,7 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
                 count(P, cnt, cell, M_MEASURE_FIRED, meas, attempts)
             if wrong:
                 count(P, cnt, cell, M_WRONGFUL, s, attempts)
-            for k in range(attempts):
+            for _k in range(attempts):
                 emit(ctx, ev, cnt, EV_DECISION, i, s, outcome, meas, wrong)
             # economic consequences: a denied job or loan can lower the income band
             if outcome == OUT_DENIED and kind == 0 and P[P[OFF_O + T_SVC_ECONOMIC] + s] != 0 and inc > 0:
