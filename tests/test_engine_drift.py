@@ -126,8 +126,8 @@ def test_the_fixture_is_open_loop_and_simple(drift_run: tuple[Any, Any]) -> None
     assert (pol.cap_category < 0).all() and (pol.override_grade < 0).all()
     assert (pol.objection_window == 0).all()
     # the channels of the scored acts report at once
-    beh = model.packed
-    delay = beh.P[beh.O[LY.T["chan_delay"]]:][: len(pol.channel_names)]
+    pk = model.packed
+    delay = pk.P[pk.O[LY.T["chan_delay"]]:][: len(pol.channel_names)]
     cat = load_catalogue()
     for a in ("jaywalking", "volunteering", "criticise_government"):
         for h in cat.act(a).channels:
