@@ -24,6 +24,15 @@ def run_command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from socialcredit.run import check_options, load_scenario
+
+    # bad input is refused before the progress bar opens, so the sentence stands alone
+    check_options(citizens, days, threads, backend)
+    if out is not None and out.exists() and not resume:
+        from socialcredit.errors import UserError
+
+        raise UserError(f"the run directory {out} already exists")
+    scenario_obj = load_scenario(scenario)
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("days"), TimeElapsedColumn(), console=console,
@@ -42,7 +51,7 @@ def run_command(
         else:
             from socialcredit.run import simulate
 
-            path = simulate(scenario, out=out, seed=seed, citizens=citizens, days=days,
+            path = simulate(scenario_obj, out=out, seed=seed, citizens=citizens, days=days,
                             threads=threads, ledger=ledger, resume=resume, backend=backend,
                             progress=progress)
     from socialcredit.summary import summarize

@@ -151,6 +151,7 @@ from socialcredit.kernel.layout import (
     T_LIST_GRADE_LO,
     T_LIST_GRADE_RULE,
     T_LIST_K,
+    T_LIST_KIND,
     T_LIST_REPAIR_MIN,
     T_LIST_REPAIR_THR,
     T_LIST_SUBJECT_KIND,
@@ -223,6 +224,7 @@ DRAW_ECON = 7 << 20
 DRAW_AWARE = 8 << 20
 
 SHIFT8 = np.int64(8)
+LIST_BLACK_KIND = 0  # policy.tables.LIST_BLACK
 
 #: The state of one subject (DESIGN 5), fields ordered for natural alignment on a GPU.
 #: ``counts`` holds penalised records this year (low nibble, for escalation) and open
@@ -654,10 +656,13 @@ def process_record(i, li, a, ch, is_true, delayed, h, kind, scored, age, edu, in
             before = mem
             mem = list_enter(i, li, lst, is_false, rule, t, er, mem, P, rec, cnt, cell,
                              ctx, ev)
-            if mem != before:
+            if mem != before and P[P[OFF_O + T_LIST_KIND] + lst] == LIST_BLACK_KIND:
                 entered |= 1 << lst
-    # objection: the subject may object within the window; the appeal is decided later
-    if P[P[OFF_O + T_OBJECTION_WINDOW] + er] > 0:
+    # objection: a subject may object to a record that costs it (points taken, a forced
+    # grade, a blacklist) within the window; the appeal is decided later
+    adverse = entered != 0 or (scored and (P[P[OFF_O + T_ACT_POINTS] + er * A + a] < 0
+                                           or P[P[OFF_O + T_OVERRIDE_GRADE] + er * A + a] >= 0))
+    if adverse and P[P[OFF_O + T_OBJECTION_WINDOW] + er] > 0:
         thr = mod(mod(P[P[OFF_O + T_OBJ_THR]], P[P[OFF_O + T_OBJ_MOD_EDU] + edu]), P[P[OFF_O + T_OBJ_MOD_INCOME] + inc])
         if kind == 1:
             thr = P[P[OFF_O + T_OBJ_THR]]
