@@ -186,7 +186,7 @@ class Run:
         params: list[Any] | None = None,
     ) -> pa.Table:
         """Read table ``name`` (optionally some ``columns``, rows matching the SQL ``where``
-        with ``?`` placeholders bound to ``params``), in the order the rows were written."""
+        with ``?`` marks bound to ``params``), in the order the rows were written."""
         self._require(name)
         if columns is None:
             selected = "*"
