@@ -309,7 +309,7 @@ class Scenario(_Model):
         path = _resolve(name_or_path)
         tree = _read_yaml(path)
         try:
-            scenario = cls.model_validate(_plain(tree))
+            scenario = cls.model_validate(plain_value(tree))
         except ValidationError as err:
             raise _user_error(err, tree, path) from None
         scenario._path = path
@@ -593,12 +593,12 @@ def _bad_scalar_line(text: str) -> int | None:
         return None
 
 
-def _plain(node: Any) -> Any:
-    """ruamel's round-trip nodes as plain Python values."""
+def plain_value(node: Any, *, dates_as_text: bool = False) -> Any:
+    """ruamel's round-trip nodes as plain Python values (dates as ISO text if asked)."""
     if isinstance(node, Mapping):
-        return {str(k): _plain(v) for k, v in node.items()}
+        return {str(k): plain_value(v, dates_as_text=dates_as_text) for k, v in node.items()}
     if isinstance(node, list):
-        return [_plain(v) for v in node]
+        return [plain_value(v, dates_as_text=dates_as_text) for v in node]
     if isinstance(node, bool):
         return bool(node)
     if isinstance(node, int):
@@ -607,6 +607,8 @@ def _plain(node: Any) -> Any:
         return float(node)
     if isinstance(node, str):
         return str(node)
+    if dates_as_text and isinstance(node, dt.date):
+        return node.isoformat()
     return node
 
 

@@ -51,6 +51,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from socialcredit.errors import UserError
+from socialcredit.scenario import plain_value
 
 __all__ = [
     "PlannedRun",
@@ -386,25 +387,7 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
                 walk(v, (*loc, str(k)))
 
     walk(tree, ())
-    return _plain(tree), lines
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, Mapping):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, bool):
-        return bool(node)
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, str):
-        return str(node)
-    if isinstance(node, dt.date):
-        return node.isoformat()
-    return node
+    return plain_value(tree, dates_as_text=True), lines
 
 
 def _line(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
