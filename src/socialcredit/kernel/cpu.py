@@ -31,9 +31,11 @@ def run_day(cursor, end, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[n
         events = ev[c]
         dc = day_consts(P, ctx)
         emitting = ctx[C_EMIT] != 0
+        # a chunk lies within the citizens or within the businesses: local = global - shift
+        shift = g - loc(g, ctx) if g < stop else 0
         while g < stop:
             if emitting and counters[0] + EVENT_MARGIN > cap:
                 break
-            step_with(g, loc(g, ctx), dc, P, ctx, st, pub, rep, popt, counters, events)
+            step_with(g, g - shift, dc, P, ctx, st, pub, rep, popt, counters, events)
             g += 1
         cursor[c] = g
