@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from cli_support import invoke
 from socialcredit.analysis.audit import SEVERITIES, audit_policy, findings_json
 from socialcredit.catalogue import load_catalogue
-from socialcredit.cli import main
 from socialcredit.policy import load_policy, shipped_policies
 from socialcredit.policy.compiler import rule_source
 
 
 def cli(args: list[str], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["socialcredit", *args])
-    monkeypatch.setenv("COLUMNS", "200")
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return invoke(args, monkeypatch, capsys, columns=200)
 
 
 def speech_penalties(policy: str) -> set[str]:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from cli_support import invoke
 from socialcredit.analysis.compare import changed_subjects, compare_runs
-from socialcredit.cli import main
 from socialcredit.errors import UserError
 from socialcredit.run import simulate
 from socialcredit.scenario import Scenario
@@ -120,15 +119,7 @@ def test_runs_that_do_not_share_random_numbers_are_refused(runs: dict[str, Path]
 
 def cli(args: list[str], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["socialcredit", *args])
-    monkeypatch.setenv("COLUMNS", "160")
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return invoke(args, monkeypatch, capsys, columns=160)
 
 
 def test_cli(runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -26,21 +26,6 @@ CITIZENS = 20000
 DAYS = 60
 
 
-@pytest.fixture(scope="module")
-def client() -> Any:
-    """Two single-threaded worker processes sharing the numba cache (they inherit
-    NUMBA_CACHE_DIR), with one numba thread each."""
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None,
-                                       env={"NUMBA_NUM_THREADS": "1"})
-    c = distributed.Client(cluster)
-    try:
-        yield c
-    finally:
-        c.close()
-        cluster.close()
-
-
 def read_tables(run: Path) -> tuple[dict[str, Any], dict[str, pa.Table]]:
     manifest = json.loads((run / "manifest.json").read_text())
     tables = {}

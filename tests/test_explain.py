@@ -7,12 +7,12 @@ wrongful denials, sanctions through the household, businesses)."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cli_support import invoke
 from socialcredit.analysis.common import build_run_model
 from socialcredit.analysis.explain import (
     explain,
@@ -21,7 +21,6 @@ from socialcredit.analysis.explain import (
     replay_tables,
     stored_tables,
 )
-from socialcredit.cli import main
 from socialcredit.errors import UserError
 from socialcredit.population import uscc_of
 from socialcredit.run import simulate
@@ -183,15 +182,7 @@ def test_unknown_subjects_are_refused(run: Run, model: Any) -> None:
 
 def cli(args: list[str], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["socialcredit", *args])
-    monkeypatch.setenv("COLUMNS", "160")
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return invoke(args, monkeypatch, capsys, columns=160)
 
 
 def test_cli_terminal_and_json(runs: dict[str, Path], subjects: dict[str, int],

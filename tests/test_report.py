@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
+from cli_support import invoke
 from socialcredit.analysis.report import build_report, write_report
-from socialcredit.cli import main
 from socialcredit.run import simulate
 from socialcredit.scenario import Scenario
 
@@ -76,15 +75,7 @@ def test_report_without_a_ledger(runs: dict[str, Path], tmp_path: Path) -> None:
 
 def cli(args: list[str], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["socialcredit", *args])
-    monkeypatch.setenv("COLUMNS", "160")
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return invoke(args, monkeypatch, capsys, columns=160)
 
 
 def test_cli(runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -34,21 +34,6 @@ grid:
 """
 
 
-@pytest.fixture(scope="module")
-def client() -> Any:
-    """Two single-threaded worker processes sharing the numba cache (they inherit
-    NUMBA_CACHE_DIR), with one numba thread each."""
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None,
-                                       env={"NUMBA_NUM_THREADS": "1"})
-    c = distributed.Client(cluster)
-    try:
-        yield c
-    finally:
-        c.close()
-        cluster.close()
-
-
 def write(tmp_path: Path, text: str, name: str = "sweep.yaml") -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(text))
