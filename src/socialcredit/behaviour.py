@@ -168,13 +168,7 @@ def build_behaviour(catalogue: Any, scenario: Any, policy: PolicyTables) -> tupl
             mr = min(mr, cap)
             act_max[r, k] = min((int(act_thr[r, k]) * mr) >> 8, ONE)
     t["act_max"] = act_max
-    act_base = np.zeros((R, A), dtype=np.int64)
-    act_total = np.zeros((R, 2), dtype=np.int64)
-    for r in range(R):
-        for k in range(A):
-            kd = t["act_kind"][k]
-            act_base[r, k] = act_total[r, kd]
-            act_total[r, kd] += act_max[r, k]
+    act_base, act_total = _end_to_end(act_max, t["act_kind"])
     if act_total.max() > ONE:
         raise ValueError("act rates are too high: their sum exceeds one act per subject-day")
     t["act_base"] = act_base
@@ -219,13 +213,7 @@ def build_behaviour(catalogue: Any, scenario: Any, policy: PolicyTables) -> tupl
     t["pair_thr"] = pair_thr
     t["pair_misid"] = pair_misid
     t["pair_max"] = pair_max
-    pair_base = np.zeros((R, NP), dtype=np.int64)
-    pair_total = np.zeros((R, 2), dtype=np.int64)
-    for r in range(R):
-        for p in range(NP):
-            kd = t["pair_kind"][p]
-            pair_base[r, p] = pair_total[r, kd]
-            pair_total[r, kd] += pair_max[r, p]
+    pair_base, pair_total = _end_to_end(pair_max, t["pair_kind"])
     if pair_total.max(initial=0) > ONE:
         raise ValueError("false-record rates are too high")
     t["pair_base"] = pair_base
@@ -356,3 +344,17 @@ def _plain_table(policy: PolicyTables, S: int) -> np.ndarray:
                         if reach & REACH_REPRESENTATIVE and k < 2 and plain[e, r, k, g, s] == 1:
                             plain[e, r, k, g, s] = 2
     return plain
+
+
+def _end_to_end(widths: np.ndarray, kinds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lay intervals of the draw space end to end, per region and subject kind, in index
+    order: the start of each (``[R, N]``) and the total width per kind (``[R, 2]``)."""
+    R, N = widths.shape
+    base = np.zeros((R, N), dtype=np.int64)
+    total = np.zeros((R, 2), dtype=np.int64)
+    for r in range(R):
+        for k in range(N):
+            kd = int(kinds[k])
+            base[r, k] = total[r, kd]
+            total[r, kd] += widths[r, k]
+    return base, total

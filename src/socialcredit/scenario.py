@@ -307,7 +307,7 @@ class Scenario(_Model):
     def load(cls, name_or_path: str | Path) -> Scenario:
         """A shipped scenario by name (``default``, ``unified``, ``china``) or a YAML file."""
         path = _resolve(name_or_path)
-        tree = _read_yaml(path)
+        tree = read_yaml_mapping(path)
         try:
             scenario = cls.model_validate(plain_value(tree))
         except ValidationError as err:
@@ -537,14 +537,16 @@ def _resolve(name_or_path: str | Path) -> Path:
     return Path(str(shipped))
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml_mapping(path: Path, what: str = "scenario") -> Any:
+    """A YAML file of ``what`` (a scenario, a sweep …) as ruamel's round-trip mapping, which
+    keeps every key's line; bad files become one sentence with the file and line."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
-        raise UserError(f"cannot read the scenario file ({err.strerror})", path=path) from None
+        raise UserError(f"cannot read the {what} file ({err.strerror})", path=path) from None
     try:
         tree = YAML(typ="rt").load(text)
     except MarkedYAMLError as err:
@@ -559,7 +561,8 @@ def _read_yaml(path: Path) -> Any:
         line = _bad_scalar_line(text)
         raise UserError(f"this is not a valid value ({err})", path=path, line=line) from None
     if not isinstance(tree, Mapping):
-        raise UserError("a scenario must be a mapping of keys to values", path=path, line=1)
+        article = "an" if what[:1] in "aeiou" else "a"
+        raise UserError(f"{article} {what} must be a mapping of keys to values", path=path, line=1)
     return tree
 
 

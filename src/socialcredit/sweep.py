@@ -51,7 +51,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from socialcredit.errors import UserError
-from socialcredit.scenario import plain_value
+from socialcredit.scenario import plain_value, read_yaml_mapping
 
 __all__ = [
     "PlannedRun",
@@ -359,24 +359,7 @@ def _scenario_ref(ref: str, sweep_path: Path) -> str:
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise UserError(f"cannot read the sweep file ({err.strerror})", path=path) from None
-    try:
-        tree = YAML(typ="rt").load(text)
-    except MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise UserError(f"this is not valid YAML ({err.problem or 'malformed YAML'})",
-                        path=path, line=line) from None
-    except (YAMLError, ValueError) as err:
-        raise UserError(f"this is not valid YAML ({err})", path=path) from None
-    if not isinstance(tree, Mapping):
-        raise UserError("a sweep file must be a mapping of keys to values", path=path, line=1)
+    tree = read_yaml_mapping(path, "sweep")
     lines: dict[tuple[Any, ...], int] = {}
 
     def walk(node: Any, loc: tuple[Any, ...]) -> None:
