@@ -317,3 +317,32 @@ def test_china_population_small(tmp_path):
     assert len(pop.region_ids) == 31
     assert pop.admin_codes[0] == 110000
     assert (np.diff(pop.rep.astype(np.int64)) >= 0).all()
+
+
+def test_represented_range_finds_every_business_of_a_citizen(pop):
+    """The kernel's search (a guess from the population's layout, then galloping) gives the
+    exact range for every citizen: over the whole population, over shards, and even when it
+    is handed the wrong region (a bad guess only costs time)."""
+    from socialcredit.kernel.group import represented_range
+
+    find = njit(represented_range)
+    C = pop.n_citizens
+    rep = pop.rep
+    popt = pop.popt
+    R = popt.shape[0]
+    counts = np.bincount(rep.astype(np.int64), minlength=C)
+    starts = np.searchsorted(rep, np.arange(C), side="left")
+    rng = np.random.default_rng(7)
+    sample = np.concatenate([np.flatnonzero(counts > 1)[:300], rng.integers(0, C, 3000)])
+    for i in sample:
+        r = int(pop.region[i])
+        for rr in (r, (r + 1) % R):
+            lo, hi = find(int(i), rr, rep, popt, C)
+            assert (lo, hi) == (starts[i], starts[i] + counts[i]), (i, rr)
+    cb, bb = pop.shard_bounds(5)
+    for k in range(5):
+        b_lo, b_hi = bb[k] - C, bb[k + 1] - C
+        part = np.ascontiguousarray(rep[b_lo:b_hi])
+        for i in rng.integers(cb[k], cb[k + 1], 500):
+            lo, hi = find(int(i), int(pop.region[i]), part, popt, C + b_lo)
+            assert (lo + b_lo, hi + b_lo) == (starts[i], starts[i] + counts[i])

@@ -241,7 +241,7 @@ class CpuBackend:
                  event_capacity: int = 1 << 16):
         import numba
 
-        from socialcredit.kernel.cpu import EVENT_MARGIN
+        from socialcredit.kernel.cpu import EVENT_MARGIN, SCREEN_BLOCK, screen_thresholds
 
         self.model = model
         self.shard = shard
@@ -269,6 +269,8 @@ class CpuBackend:
                             dtype=np.int64)
         cap = max(4 * EVENT_MARGIN, event_capacity) if emit else 1
         self.ev = np.zeros((nchunks, cap, LY.EV_WIDTH), dtype=np.int32)
+        self.scr = screen_thresholds(model.packed.P)
+        self.flags = np.zeros((nchunks, SCREEN_BLOCK), dtype=np.uint8)
         pop = model.population
         self.rep = np.ascontiguousarray(pop.rep[shard.b_lo:shard.b_hi])
         self.popt = pop.popt
@@ -285,7 +287,7 @@ class CpuBackend:
         while True:
             self.cnt[:, :CNT_BASE] = 0
             run_day(cursor, self.ends, pk.P, ctx, self.state["st"], self.state["pub"], self.rep,
-                    self.popt, self.cnt, self.ev)
+                    self.popt, self.cnt, self.ev, self.scr, self.flags)
             if self.emit:
                 if self.cnt[:, 1].any():
                     raise RuntimeError("event buffer overflow")

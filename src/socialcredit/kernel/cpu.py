@@ -5,37 +5,186 @@ its event buffer, so workers never share memory they write. A chunk whose event 
 nearly full stops and reports where; the engine drains the buffer and calls again for the
 same day (subjects are independent within a day, so this changes nothing).
 
+Most subject-days nothing happens. The driver finds them in blocks of ``SCREEN_BLOCK``
+subjects with a *screen*: a loop without branches or table look-ups, which the compiler turns
+into SIMD code, that draws each subject's act, repayment and request numbers and compares
+them with the largest threshold any subject of the chunk's kind has. A subject whose numbers
+all clear those thresholds, whose public word shows no list, forced grade, waiting record or
+appeal, and whose grade is not due, keeps its public word and is done; every other subject
+takes :func:`~socialcredit.kernel.step.step_with`, which decides exactly (most of them turn out
+quiet too). The screen only ever sends more subjects to the exact step, never fewer, so the
+result is the step's own, bit for bit, on every backend.
+
 Compiled without numba's reference counting (``_nrt=False``): the kernel never allocates,
 and without it every call inside the step would count references on every array it passes.
 """
 
 from __future__ import annotations
 
-from numba import njit, prange
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 import socialcredit.jitcache  # noqa: F401  (before any cached jit)
-from socialcredit.kernel.step import C_EMIT, day_consts, loc, step_with
+from socialcredit import rng
+from socialcredit.kernel.layout import D_R, OFF_O, T_ACT_TOTAL, T_PAIR_TOTAL, T_SVC_TOTAL_B
+from socialcredit.kernel.step import (
+    C_BUSY,
+    C_EMIT,
+    C_MONTH_START,
+    C_NCIT,
+    C_T,
+    C_YEAR_START,
+    DIRTY_BIT,
+    DRAW_REPAY,
+    PENDING_BIT,
+    QUIET_MASK,
+    day_consts,
+    loc,
+    step_with,
+)
 
 #: Events one subject can emit in one day, at most (the buffer keeps this much free).
 EVENT_MARGIN = 96
+#: Subjects screened at a time (the flags of one block stay in the first-level cache).
+SCREEN_BLOCK = 512
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_LO32 = np.uint64(0xFFFFFFFF)
+_S32 = np.uint64(32)
+#: ``rng.sub_hash(h, DRAW_REPAY)`` is ``mix(h ^ _REPAY)``.
+_REPAY = np.uint64((DRAW_REPAY * int(rng._M1)) % (1 << 64))
+_SCREEN_MASK = np.uint32(QUIET_MASK | PENDING_BIT)
+#: Layout of the screen's thresholds (uint32): per kind (citizen, business) the largest act,
+#: false-pair and request thresholds, the repayment threshold, and whether to screen at all.
+SCR_ACT, SCR_PAIR, SCR_SVC, SCR_REPAY, SCR_ON = 0, 2, 4, 6, 7
+N_SCR = 8
+
+
+def screen_thresholds(P: np.ndarray) -> np.ndarray:
+    """The screen's thresholds for a packed table array (see ``SCR_*``).
+
+    A threshold of 2**32 or more (an event sure to happen) cannot be screened in 32 bits;
+    then screening is off and every subject takes the exact step."""
+    from socialcredit.kernel.layout import T_REPAY_THR
+
+    R = int(P[D_R])
+    out = np.zeros(N_SCR, dtype=np.uint32)
+    act = P[P[OFF_O + T_ACT_TOTAL]:][:2 * R].reshape(R, 2)
+    pair = P[P[OFF_O + T_PAIR_TOTAL]:][:2 * R].reshape(R, 2)
+    svc = P[P[OFF_O + T_SVC_TOTAL_B]:][:2 * R * 256].reshape(R, 2, 256)
+    repay = int(P[P[OFF_O + T_REPAY_THR]])
+    highs = [int(act[:, k].max()) for k in (0, 1)] + [int(pair[:, k].max()) for k in (0, 1)] + \
+        [int(svc[:, k].max()) for k in (0, 1)] + [repay]
+    if max(highs) >= 1 << 32 or min(highs) < 0:
+        return out
+    out[:SCR_ON] = highs
+    out[SCR_ON] = 1
+    return out
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):  # type: ignore[no-untyped-def]
+    """Ask the CPU to start loading element ``idx`` of ``arr`` (its first and its last byte,
+    since a record may straddle two cache lines) into the cache, without waiting for it."""
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        aty = signature.args[0]
+        ary = context.make_array(aty)(context, builder, args[0])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = builder.module.globals.get("llvm.prefetch.p0")
+        if fn is None:
+            fn = ir.Function(builder.module, fnty, name="llvm.prefetch.p0")
+        first = builder.bitcast(builder.gep(ary.data, [args[1]]), i8p)
+        size = context.get_abi_sizeof(context.get_data_type(aty.dtype))
+        # read access, keep in all cache levels, data (not instructions)
+        flags = [ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)]
+        builder.call(fn, [first] + flags)
+        if size > 1:
+            last = builder.gep(first, [ir.Constant(ir.IntType(64), size - 1)])
+            builder.call(fn, [last] + flags)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
+def screen(g0, li0, nb, k_acts, k_svc, pub, par, thr_act, thr_pair, thr_svc, thr_repay,
+           grading, flags):  # type: ignore[no-untyped-def]
+    """Flag the subjects ``g0 .. g0 + nb`` (local ``li0 ..``) that may need the exact step,
+    and copy every public word to tomorrow's (the exact step overwrites it where it runs).
+
+    ``grading`` is 1 on days when a moved score is graded (then the dirty bit flags too)."""
+    src = pub[par]
+    dst = pub[1 - par]
+    # unsigned indices: no negative-index wraparound to test, so the loop vectorises
+    for jj in range(nb):
+        j = np.uint64(jj)
+        li = np.uint64(li0) + j
+        x = (np.uint64(g0) + j) * _GOLDEN
+        h = rng.mix(k_acts ^ x)
+        hs = rng.mix(k_svc ^ x)
+        hr = rng.mix(h ^ _REPAY)
+        p = src[li]
+        dst[li] = p
+        f = np.uint32((p & _SCREEN_MASK) != 0) | (grading & (p >> np.uint32(30)))
+        f |= np.uint32(np.uint32(h >> _S32) < thr_act) | np.uint32(np.uint32(h & _LO32) < thr_pair)
+        f |= np.uint32(np.uint32(hr >> _S32) < thr_repay)
+        f |= np.uint32(np.uint32(hs >> _S32) < thr_svc)
+        flags[j] = np.uint8(f)
 
 
 @njit(parallel=True, cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
-def run_day(cursor, end, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-untyped-def]
-    """Advance every chunk from ``cursor[c]`` towards ``end[c]`` by one day of the step."""
+def run_day(cursor, end, P, ctx, st, pub, rep, popt, cnt, ev, scr, flags):  # type: ignore[no-untyped-def]
+    """Advance every chunk from ``cursor[c]`` towards ``end[c]`` by one day of the step.
+
+    ``scr`` holds the screen's thresholds (:func:`screen_thresholds`), ``flags`` one block of
+    scratch per chunk."""
     for c in prange(cursor.shape[0]):
         g = cursor[c]
         stop = end[c]
         cap = ev.shape[1]
         counters = cnt[c]
         events = ev[c]
+        fl = flags[c]
         dc = day_consts(P, ctx)
+        k_acts = dc[6]
+        k_svc = dc[7]
         emitting = ctx[C_EMIT] != 0
         # a chunk lies within the citizens or within the businesses: local = global - shift
         shift = g - loc(g, ctx) if g < stop else 0
+        kind = 1 if g >= ctx[C_NCIT] else 0
+        par = ctx[C_T] & 1
+        screening = scr[SCR_ON] != 0 and ctx[C_BUSY] == 0 and ctx[C_YEAR_START] == 0
+        grading = np.uint32(1 if ctx[C_MONTH_START] != 0 else 0)
         while g < stop:
-            if emitting and counters[0] + EVENT_MARGIN > cap:
+            nb = min(SCREEN_BLOCK, stop - g)
+            if screening:
+                screen(g, g - shift, nb, k_acts, k_svc, pub, par, scr[SCR_ACT + kind],
+                       scr[SCR_PAIR + kind], scr[SCR_SVC + kind], scr[SCR_REPAY], grading, fl)
+            else:
+                for j in range(nb):
+                    fl[j] = 1
+            # the exact step's subjects are scattered: fetch their records ahead of use
+            for j in range(nb):
+                if fl[j] != 0:
+                    prefetch(st, g + j - shift)
+            done = nb
+            for j in range(nb):
+                if fl[j] != 0:
+                    if emitting and counters[0] + EVENT_MARGIN > cap:
+                        done = j
+                        break
+                    step_with(g + j, g + j - shift, dc, P, ctx, st, pub, rep, popt, counters,
+                              events)
+            g += done
+            if done < nb:
                 break
-            step_with(g, g - shift, dc, P, ctx, st, pub, rep, popt, counters, events)
-            g += 1
         cursor[c] = g
+
+
+assert DIRTY_BIT == 1 << 30  # the screen reads the dirty bit as ``p >> 30``

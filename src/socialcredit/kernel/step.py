@@ -16,7 +16,9 @@ The public word ``pub`` of a subject (uint32):
 bits 0-7 lists it is on; 8-15 those of its lists whose entry was caused by a false record;
 16-19 grade (15 = none); 20-23 the grade it would have without points from false records;
 24-27 forced grade + 1 (0 = none); 28 the forced grade came from a false record;
-29 it carries points.
+29 it carries points; 30 its score moved since its grade was last calculated; 31 a delayed
+record or a pending appeal waits in its slots (so a day with nothing due can be recognised
+from the public word alone, see ``kernel.cpu``).
 """
 
 from __future__ import annotations
@@ -212,6 +214,8 @@ N_CTX = 19
 QUIET_MASK = 255 | (31 << 24)
 #: The public word's bit 30: the score moved since the grade was last calculated.
 DIRTY_BIT = 1 << 30
+#: The public word's bit 31: the subject's delayed-record or appeal slot is in use.
+PENDING_BIT = 1 << 31
 
 # draw names within a subject's day (named by meaning; see rng.sub_hash)
 DRAW_CHANNEL = 1 << 20  # + act * 32 + channel
@@ -404,35 +408,36 @@ def find_interval(P, t_index, t_count, t_base, t_max, r, kind, width, u):  # typ
 @register_jitable
 def find_service(P, rb, Sv, u):  # type: ignore[no-untyped-def]
     """The service whose interval (laid out for the subject's region, kind and bands) holds u,
-    or -1."""
+    or -1.
+
+    A binary search for the last interval starting at or below u whose steps do not depend
+    on u (a select, not a branch, so a random u costs no mispredicted jumps)."""
     bases = P[OFF_O + T_SVC_BASE_B] + rb * Sv
-    lo = 0
-    hi = Sv
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if P[bases + mid] <= u:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo == 0:
+    pos = 0
+    n = Sv
+    while n > 1:
+        half = n >> 1
+        pos = pos + half if P[bases + pos + half] <= u else pos
+        n -= half
+    if Sv == 0 or P[bases + pos] > u:
         return -1
-    s = lo - 1
-    if u < P[bases + s] + P[P[OFF_O + T_SVC_THR_B] + rb * Sv + s]:
-        return s
+    if u < P[bases + pos] + P[P[OFF_O + T_SVC_THR_B] + rb * Sv + pos]:
+        return pos
     return -1
 
 
 @register_jitable
-def plain_grant(i, li, u, rk, bnd, p_in, P, ctx, rep, cnt, ev):  # type: ignore[no-untyped-def]
+def plain_grant(i, li, u, rk, bnd, p_in, P, ctx, rep, popt, cnt, ev):  # type: ignore[no-untyped-def]
     """Decide a request on the quiet path when no measure can touch it: an unlisted subject
     whose grade triggers no measure of the service, and no measure reaching through its
     group applies (``svc_plain``). Counts and logs it exactly as :func:`decide` would; returns
-    False when the full step must decide."""
+    False when the full step must decide. A draw that falls between services' intervals, or
+    on a service out of its season, is no request at all (as in the full step)."""
     Sv = P[D_S]
     rb = (rk << 8) | bnd
     s = find_service(P, rb, Sv, u)
     if s < 0 or ((P[P[OFF_O + T_SVC_MONTHS] + s] >> (ctx[C_MONTH] - 1)) & 1) == 0:
-        return False
+        return True
     kind = rk & 1
     r = rk >> 1
     kidx = 2 if kind == 1 else (1 if ((bnd >> 4) & 3) == 0 else 0)
@@ -442,7 +447,7 @@ def plain_grant(i, li, u, rk, bnd, p_in, P, ctx, rep, cnt, ev):  # type: ignore[
     if flag == 0:
         return False
     if flag == 2:
-        b_lo, b_hi = represented_range(i, rep)
+        b_lo, b_hi = represented_range(i, r, rep, popt, ctx[C_NCIT] + ctx[C_BLO])
         if b_hi > b_lo:
             return False
     band = bnd & 3 if kind == 1 else (bnd & 3) * 2 + ((bnd >> 6) & 1)
@@ -757,7 +762,8 @@ def decide(i, li, s, kind, age, mem, grades, er, P, st, pub, ctx, rep, popt):  #
                     res = rj
         if res != 1 and (reach & 4) and kind == 0:
             # the legal representative of a business that triggers it
-            b_lo, b_hi = represented_range(i, rep)
+            b_lo, b_hi = represented_range(i, er - ctx[C_E] * P[D_R], rep, popt,
+                                           ctx[C_NCIT] + ctx[C_BLO])
             for b in range(b_lo, b_hi):
                 pb = np.int64(pub[par, ctx[C_CHI] - ctx[C_CLO] + b])
                 rb = trigger_holds(m, er, M, pb & 65535, pub_grades(pb), P)
@@ -839,7 +845,7 @@ def step_with(i, li, dc, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[n
                         if u >= P[o_svc + rb]:
                             pub[1 - par, li] = np.uint32(p_in)
                             return
-                        if plain_grant(i, li, u, rk, bnd, p_in, P, ctx, rep, cnt, ev):
+                        if plain_grant(i, li, u, rk, bnd, p_in, P, ctx, rep, popt, cnt, ev):
                             pub[1 - par, li] = np.uint32(p_in)
                             return
     step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev)
@@ -1205,4 +1211,6 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
     if scored:
         out |= 1 << 29
         out |= dirty << 30
+    if rec['delayed'] != 0 or rec['appeal'] != 0:
+        out |= PENDING_BIT
     pub[1 - par, li] = np.uint32(out)

@@ -243,9 +243,16 @@ def _model(case: RuleCase, cat: Catalogue, policy: PolicyTables, world: _World) 
 # --- running ----------------------------------------------------------------------------------
 
 
-def _inject(case: RuleCase, events: Sequence[CaseEvent], t: int, world: _World, rec: np.ndarray,
+def _inject(case: RuleCase, events: Sequence[CaseEvent], t: int, world: _World, state: dict,
             cat: Catalogue) -> None:
-    """Put a day's scripted records into the waiting slot, and meet obligations."""
+    """Put a day's scripted records into the waiting slot, and meet obligations.
+
+    A record put in the slot also sets the pending bit of the subject's public word, as the
+    kernel does for the records it delays, so that the day's step looks at the slot."""
+    from socialcredit.kernel.step import PENDING_BIT
+
+    rec = state["st"]
+    today = state["pub"][t & 1]
     seen: set[str] = set()
     for e in events:
         i = world.ids[e.subject]
@@ -272,6 +279,7 @@ def _inject(case: RuleCase, events: Sequence[CaseEvent], t: int, world: _World, 
         a = cat.act_index[e.act]
         ch = cat.channel_index[act.channels[0]]
         rec["delayed"][i] = (a + 1) | ((0 if e.true else 1) << 7) | (ch << 8) | ((t & 1023) << 13)
+        today[i] |= np.uint32(PENDING_BIT)
 
 
 def _observe(model: Any, world: _World, name: str, t: int, ctx: np.ndarray, state: dict,
@@ -363,7 +371,7 @@ def _run(case: RuleCase, cat: Catalogue, model: Any, world: _World, shard: Any, 
     run = CaseRun(case=case, ids=dict(world.ids))
     for t in range(model.total_days):
         day = case.start + dt.timedelta(days=t)
-        _inject(case, by_day.get(day, ()), t, world, state["st"], cat)
+        _inject(case, by_day.get(day, ()), t, world, state, cat)
         res = backend.run_day(t, cal)
         ledger = res.events[res.events[:, 0] == EV_LEDGER]
         np.add.at(points, ledger[:, 1], ledger[:, 3])
