@@ -1,14 +1,17 @@
 """YAML that remembers where each value came from, and pydantic errors as plain sentences.
 
 Users edit the catalogue and the policies by hand, so every mistake must be reported with the
-file, the line and one plain sentence. ruamel.yaml's composer gives every node its line; we
-build plain Python data from the node graph ourselves (instead of letting a constructor do it)
-so that
+file, the line and one plain sentence. The composer of libyaml (PyYAML's C binding, about ten
+times faster than a pure-Python parser, which matters because every run reads a dozen such
+files) gives every node its line; we build plain Python data from the node graph ourselves
+(instead of letting a constructor do it) so that
 
 - every mapping key and sequence item is recorded in a ``lines`` table keyed by its path,
 - dates stay strings (the policy layer parses them and reports impossible ones with their
   line, where a YAML constructor would crash on ``2021-02-30``),
-- duplicate keys are reported with the line of the second one.
+- duplicate keys are reported with the line of the second one,
+- plain scalars are typed by the YAML 1.2 core schema (``yes`` and ``no`` are text, not
+  booleans as in YAML 1.1), the schema ruamel.yaml applies to the scenario files.
 
 :func:`validate` then runs a pydantic model over the data and turns the first error (the one
 on the earliest line) into a :class:`~socialcredit.errors.UserError`. Models derived from
@@ -17,15 +20,17 @@ on the earliest line) into a :class:`~socialcredit.errors.UserError`. Models der
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
-from ruamel.yaml.nodes import Node as YamlNode
+from yaml.error import MarkedYAMLError, YAMLError
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+from yaml.nodes import Node as YamlNode
 
 from socialcredit.errors import UserError
 
@@ -36,7 +41,23 @@ Lines = dict[PathKey, int]
 PLAIN_ERRORS = {"bad_date", "bad_date_order"}
 
 _TAG = "tag:yaml.org,2002:"
-_CONSTRUCTED = {_TAG + "int", _TAG + "float", _TAG + "bool", _TAG + "null"}
+#: libyaml's composer when PyYAML was built with it (its wheels are), else the Python one.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+# Plain scalars typed as YAML 1.2 does (the regular expressions of ruamel.yaml's resolver for
+# version 1.2, so a file reads the same whichever of the two parsers reads it).
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_FLOAT = re.compile(r"""^(?:
+     [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X)
+_INT = re.compile(r"""^(?:[-+]?0b[0-1_]+
+    |[-+]?0o?[0-7_]+
+    |[-+]?[0-9_]+
+    |[-+]?0x[0-9a-fA-F_]+)$""", re.X)
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 
 
 class Node(BaseModel):
@@ -136,15 +157,10 @@ class Node(BaseModel):
 M = TypeVar("M", bound=BaseModel)
 
 
-def _yaml() -> YAML:
-    return YAML(typ="safe", pure=True)
-
-
 def parse_text(text: str, path: str) -> tuple[Any, Lines]:
     """Parse YAML text into plain data and a table of lines by path."""
-    yaml = _yaml()
     try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=_LOADER)
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         problem = (err.problem or err.context or "malformed YAML").strip()
@@ -156,7 +172,7 @@ def parse_text(text: str, path: str) -> tuple[Any, Lines]:
     if root is None:
         return None, lines
     lines[()] = root.start_mark.line + 1
-    data = _build(yaml, root, (), lines, path)
+    data = _build(root, (), lines, path)
     return data, lines
 
 
@@ -181,7 +197,42 @@ def _key_text(node: YamlNode) -> str:
     return str(node.value)
 
 
-def _build(yaml: YAML, node: YamlNode, path: PathKey, lines: Lines, file: str) -> Any:
+def _int(text: str) -> int:
+    t = text.replace("_", "")
+    sign = -1 if t.startswith("-") else 1
+    t = t.lstrip("+-")
+    for prefix, base in (("0b", 2), ("0x", 16), ("0o", 8)):
+        if t.startswith(prefix):
+            return sign * int(t[2:], base)
+    return sign * int(t)  # a leading zero is decimal, as ruamel.yaml reads it
+
+
+def _float(text: str) -> float:
+    t = text.replace("_", "").lower()
+    if t.endswith("nan"):
+        return math.nan
+    if t.endswith("inf"):
+        return -math.inf if t.startswith("-") else math.inf
+    return float(t)
+
+
+def _scalar(node: ScalarNode) -> Any:
+    """A scalar's value: quoted and block scalars are text; plain ones are typed by YAML 1.2."""
+    value = str(node.value)
+    if node.style:  # quoted, literal or folded (libyaml gives plain scalars no style)
+        return value
+    if _NULL.match(value):
+        return None
+    if _BOOL.match(value):
+        return value[0] in "tT"
+    if _INT.match(value):
+        return _int(value)
+    if _FLOAT.match(value):
+        return _float(value)
+    return value
+
+
+def _build(node: YamlNode, path: PathKey, lines: Lines, file: str) -> Any:
     if isinstance(node, MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -191,32 +242,28 @@ def _build(yaml: YAML, node: YamlNode, path: PathKey, lines: Lines, file: str) -
                     path=file,
                     line=key_node.start_mark.line + 1,
                 )
-            if key_node.tag == _TAG + "merge":
+            if key_node.value == "<<" and not key_node.style:
                 raise UserError(
                     "YAML merge keys ('<<') are not supported; write the values out",
                     path=file,
                     line=key_node.start_mark.line + 1,
                 )
-            key = _key_text(key_node)
+            # Keys are names or dates; `true:` in a case file is the key "true", not a boolean.
+            key = str(key_node.value)
             line = key_node.start_mark.line + 1
             if key in out:
                 raise UserError(f"the key '{key}' appears twice", path=file, line=line)
             lines[path + (key,)] = line
-            out[key] = _build(yaml, value_node, path + (key,), lines, file)
+            out[key] = _build(value_node, path + (key,), lines, file)
         return out
     if isinstance(node, SequenceNode):
         items: list[Any] = []
         for i, item in enumerate(node.value):
             lines[path + (i,)] = item.start_mark.line + 1
-            items.append(_build(yaml, item, path + (i,), lines, file))
+            items.append(_build(item, path + (i,), lines, file))
         return items
     assert isinstance(node, ScalarNode)
-    if node.tag in _CONSTRUCTED:
-        value = yaml.constructor.construct_object(node, deep=True)
-        if isinstance(value, bool) or value is None:
-            return value
-        return int(value) if node.tag == _TAG + "int" else float(value)
-    return str(node.value)
+    return _scalar(node)
 
 
 def did_you_mean(name: str, known: Iterable[Any]) -> str:
