@@ -124,3 +124,40 @@ def test_a_resumed_run_is_the_uninterrupted_run(tmp_path: Path) -> None:
     assert a.manifest["policy"]["hash"] == b.manifest["policy"]["hash"]
     a.close()
     b.close()
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_path: Path) -> None:
+    """A short run writes no checkpoint (they come about once a minute). A process killed in
+    the middle of one leaves a partial directory with nothing to continue from: resuming it
+    runs it again from the first day and gives the uninterrupted run."""
+    import os
+    import subprocess
+    import sys
+
+    sc = busy_default(citizens=2000, days=60, burn_in=10)
+    full = simulate(sc, out=tmp_path / "full", ledger=True)
+    cut = tmp_path / "cut"
+    script = (
+        "import os, sys\n"
+        "sys.path.insert(0, sys.argv[2])\n"
+        "from test_engine_determinism import busy_default\n"
+        "from socialcredit.run import simulate\n"
+        "def progress(done, total):\n"
+        "    if done == 40:\n"
+        "        os._exit(9)  # as a kill would: no clean-up runs\n"
+        "simulate(busy_default(citizens=2000, days=60, burn_in=10), out=sys.argv[1],"
+        " ledger=True, progress=progress)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(cut), str(Path(__file__).parent)],
+                          env=dict(os.environ), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 9, proc.stderr
+    assert not cut.exists()
+    with pytest.raises(UserError, match="not complete"):
+        Run.open(cut)
+    resumed = simulate(sc, out=cut, resume=True, ledger=True)
+    a, b = Run.open(full), Run.open(resumed)
+    for name in a.tables():
+        assert a.table(name).equals(b.table(name)), name
+    assert a.manifest["census"] == b.manifest["census"]
+    a.close()
+    b.close()

@@ -24,7 +24,10 @@ from socialcredit.errors import UserError
 ProgressFn = Callable[[int, int], None]
 
 #: Days between checkpoints of a run written to disk.
-CHECKPOINT_EVERY = 91
+#: By default a CPU run saves its state at the end of the first day that finds this many
+#: seconds passed since the loop began or since the last checkpoint: at most that much work
+#: is lost to a crash, and a run shorter than that writes none (it is quicker to rerun).
+CHECKPOINT_SECONDS = 60.0
 
 
 def default_out(scenario_name: str) -> Path:
@@ -210,9 +213,10 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
     """Run a scenario and write its run directory; returns the directory's path.
 
     ``checkpoint_every`` days the state is saved so that an interrupted run can be resumed
-    (default: every 91 days on the CPU, never on a GPU). ``stop_after`` (tests) stops after
-    that many days, as a crash would, leaving a partial directory whose last checkpoint
-    ``resume=True`` continues from."""
+    (default: on the CPU about once a minute, ``CHECKPOINT_SECONDS``; never on a GPU).
+    ``resume=True`` continues from the last checkpoint, or from the start if the run was cut
+    off before its first. ``stop_after`` (tests) stops after that many days, as a crash would,
+    leaving a partial directory whose last checkpoint ``resume=True`` continues from."""
     from socialcredit.engine import (
         Calendar,
         build_model,
@@ -238,8 +242,10 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
     # a fresh GPU run generates its population on the device and keeps its state there; by
     # default it is not checkpointed (a checkpoint copies the whole state back to the host)
     on_device = backend == "gpu" and not resume
+    # checkpoint every N days when asked; by default by the clock, on the CPU only
+    by_clock = checkpoint_every is None and backend != "gpu"
     if checkpoint_every is None:
-        checkpoint_every = 0 if backend == "gpu" else CHECKPOINT_EVERY
+        checkpoint_every = 0
     model = build_model(sc, seed=seed, citizens=citizens, days=days, lazy_population=on_device)
     t_built = time.perf_counter()
     shard = whole(model)
@@ -250,16 +256,15 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
         rec = DayRecorder(model, writer, ledger=ledger)
         if resume:
             cp = writer.latest_checkpoint()
-            if cp is None:
-                raise UserError(f"the run {out_path} has no checkpoint to resume from")
-            t0, saved, meta = cp
-            assert state is not None
-            for k in state:
-                state[k][...] = saved[k]
-            rec.collector.load_state({k[len("collector."):]: v for k, v in saved.items()
-                                      if k.startswith("collector.")})
-            if meta.get("policy_hash") != policy_digest(model):
-                raise UserError(f"the run {out_path} was started with other settings")
+            if cp is not None:  # without one (cut off before its first), start again
+                t0, saved, meta = cp
+                assert state is not None
+                if meta.get("policy_hash") != policy_digest(model):
+                    raise UserError(f"the run {out_path} was started with other settings")
+                for k in state:
+                    state[k][...] = saved[k]
+                rec.collector.load_state({k[len("collector."):]: v for k, v in saved.items()
+                                          if k.startswith("collector.")})
         emit = LY.EMIT_TABLES if ledger else LY.EMIT_NONE
         be = make_backend(backend, model, shard, state, threads=threads, emit=emit)
         cal = Calendar(model)
@@ -267,6 +272,7 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
                                       model.n_citizens + np.arange(shard.b_lo, shard.b_hi,
                                                                    dtype=np.int64)])
         total = model.total_days
+        last_saved = time.perf_counter()
         for t in range(t0, total):
             ts = time.perf_counter()
             res = be.run_day(t, cal)
@@ -280,13 +286,16 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
             if progress:
                 progress(t + 1, total)
             done = t + 1
-            if done < total and checkpoint_every and done % checkpoint_every == 0:
+            due = (done % checkpoint_every == 0) if checkpoint_every else \
+                (by_clock and time.perf_counter() - last_saved >= CHECKPOINT_SECONDS)
+            if done < total and due:
                 rec.flush()
                 if hasattr(be, "sync_state"):
                     be.sync_state()
                 saved = dict(be.state)
                 saved.update({f"collector.{k}": v for k, v in rec.collector.state().items()})
                 writer.checkpoint(done, saved, {"policy_hash": policy_digest(model)})
+                last_saved = time.perf_counter()
                 if stop_after is not None and done >= stop_after:
                     raise _Stopped()
             elif stop_after is not None and done >= stop_after and not checkpoint_every:
