@@ -241,7 +241,7 @@ class CpuBackend:
                  event_capacity: int = 1 << 16):
         import numba
 
-        from socialcredit.kernel.cpu import EVENT_MARGIN, SCREEN_BLOCK, screen_thresholds
+        from socialcredit.kernel.cpu import EVENT_MARGIN, N_ROWS, SCREEN_BLOCK, screen_thresholds
 
         self.model = model
         self.shard = shard
@@ -270,7 +270,7 @@ class CpuBackend:
         cap = max(4 * EVENT_MARGIN, event_capacity) if emit else 1
         self.ev = np.zeros((nchunks, cap, LY.EV_WIDTH), dtype=np.int32)
         self.scr = screen_thresholds(model.packed.P)
-        self.flags = np.zeros((nchunks, SCREEN_BLOCK), dtype=np.uint8)
+        self.scratch = np.zeros((nchunks, N_ROWS, SCREEN_BLOCK), dtype=np.uint32)
         pop = model.population
         self.rep = np.ascontiguousarray(pop.rep[shard.b_lo:shard.b_hi])
         self.popt = pop.popt
@@ -287,7 +287,7 @@ class CpuBackend:
         while True:
             self.cnt[:, :CNT_BASE] = 0
             run_day(cursor, self.ends, pk.P, ctx, self.state["st"], self.state["pub"], self.rep,
-                    self.popt, self.cnt, self.ev, self.scr, self.flags)
+                    self.popt, self.cnt, self.ev, self.scr, self.scratch)
             if self.emit:
                 if self.cnt[:, 1].any():
                     raise RuntimeError("event buffer overflow")

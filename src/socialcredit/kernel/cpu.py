@@ -42,6 +42,8 @@ from socialcredit.kernel.step import (
     QUIET_MASK,
     day_consts,
     loc,
+    plain_grant,
+    step_full,
     step_with,
 )
 
@@ -60,6 +62,12 @@ _SCREEN_MASK = np.uint32(QUIET_MASK | PENDING_BIT)
 #: false-pair and request thresholds, the repayment threshold, and whether to screen at all.
 SCR_ACT, SCR_PAIR, SCR_SVC, SCR_REPAY, SCR_ON = 0, 2, 4, 6, 7
 N_SCR = 8
+#: Rows of a chunk's scratch block: the screen's flags and draws, then the subjects to step.
+ROW_FLAG, ROW_ACT_HI, ROW_ACT_LO, ROW_REPAY, ROW_SVC, ROW_INDEX = range(6)
+N_ROWS = 6
+#: Added to a block position in ``ROW_INDEX``: the subject needs the full step.
+FULL = 1024
+assert SCREEN_BLOCK <= FULL
 
 
 def screen_thresholds(P: np.ndarray) -> np.ndarray:
@@ -114,43 +122,103 @@ def prefetch(typingctx, arr, idx):  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
 def screen(g0, li0, nb, k_acts, k_svc, pub, par, thr_act, thr_pair, thr_svc, thr_repay,
-           grading, flags):  # type: ignore[no-untyped-def]
+           grading, scr):  # type: ignore[no-untyped-def]
     """Flag the subjects ``g0 .. g0 + nb`` (local ``li0 ..``) that may need the exact step,
     and copy every public word to tomorrow's (the exact step overwrites it where it runs).
 
-    ``grading`` is 1 on days when a moved score is graded (then the dirty bit flags too)."""
+    ``grading`` is 1 on days when a moved score is graded (then the dirty bit flags too).
+    ``scr`` (uint32[N_ROWS, SCREEN_BLOCK]) receives the flags and the subjects' draws."""
     src = pub[par]
     dst = pub[1 - par]
+    flags = scr[ROW_FLAG]
+    act_hi = scr[ROW_ACT_HI]
+    act_lo = scr[ROW_ACT_LO]
+    repay = scr[ROW_REPAY]
+    svc = scr[ROW_SVC]
     # unsigned indices: no negative-index wraparound to test, so the loop vectorises
     for jj in range(nb):
         j = np.uint64(jj)
         li = np.uint64(li0) + j
         x = (np.uint64(g0) + j) * _GOLDEN
         h = rng.mix(k_acts ^ x)
-        hs = rng.mix(k_svc ^ x)
-        hr = rng.mix(h ^ _REPAY)
+        ah = np.uint32(h >> _S32)
+        al = np.uint32(h & _LO32)
+        rh = np.uint32(rng.mix(h ^ _REPAY) >> _S32)
+        sh = np.uint32(rng.mix(k_svc ^ x) >> _S32)
         p = src[li]
         dst[li] = p
         f = np.uint32((p & _SCREEN_MASK) != 0) | (grading & (p >> np.uint32(30)))
-        f |= np.uint32(np.uint32(h >> _S32) < thr_act) | np.uint32(np.uint32(h & _LO32) < thr_pair)
-        f |= np.uint32(np.uint32(hr >> _S32) < thr_repay)
-        f |= np.uint32(np.uint32(hs >> _S32) < thr_svc)
-        flags[j] = np.uint8(f)
+        f |= np.uint32(ah < thr_act) | np.uint32(al < thr_pair)
+        f |= np.uint32(rh < thr_repay)
+        f |= np.uint32(sh < thr_svc)
+        flags[j] = f
+        act_hi[j] = ah
+        act_lo[j] = al
+        repay[j] = rh
+        svc[j] = sh
+
+
+@njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
+def recheck(g0, li0, nb, dc, P, st, pub, par, kind, scr):  # type: ignore[no-untyped-def]
+    """Of the flagged subjects of a block, keep those that the step's own quiet test
+    (:func:`~socialcredit.kernel.step.step_with`) does not pass; returns how many, their
+    block positions in ``scr[ROW_INDEX]``, plus ``FULL`` for those that need the full step
+    whatever they ask for (the others only drew a request).
+
+    The same test as the step's, on the draws the screen kept, but without a jump that depends
+    on the subject: the records of many subjects are then read at once instead of one after
+    the other, which is what makes a scattered few cheap."""
+    t, busy, month_start, year_start, year, n_cit, k_acts, k_svc, o_act, o_pair, thr_rep, o_svc = dc
+    flags = scr[ROW_FLAG]
+    index = scr[ROW_INDEX]
+    act_hi = scr[ROW_ACT_HI]
+    act_lo = scr[ROW_ACT_LO]
+    repay = scr[ROW_REPAY]
+    svc = scr[ROW_SVC]
+    k = 0
+    for j in range(nb):
+        index[k] = j
+        k += np.int64(flags[j])
+    for q in range(k):
+        prefetch(st, li0 + np.int64(index[q]))
+    tm = t & 1023
+    grading = 1 if month_start else 0
+    n = 0
+    for q in range(k):
+        j = np.int64(index[q])
+        li = li0 + j
+        rec = st[li]
+        p = np.int64(pub[par, li])
+        w1 = np.int64(rec['delayed'])
+        w2 = np.int64(rec['appeal'])
+        busy_subject = (p & QUIET_MASK) != 0
+        due = (w1 != 0) & (((w1 >> 13) & 1023) == tm)
+        due |= (w2 != 0) & (((w2 >> 13) & 1023) == tm)
+        due |= (grading & (p >> 30)) != 0
+        rk = np.int64(rec['region']) * 2 + kind
+        act = (np.int64(act_hi[j]) < P[o_act + rk]) | (np.int64(act_lo[j]) < P[o_pair + rk])
+        rep = ((np.int64(rec['counts']) >> 4) != 0) & (np.int64(repay[j]) < thr_rep)
+        req = np.int64(svc[j]) < P[o_svc + ((rk << 8) | np.int64(rec['bands']))]
+        # a request alone may be granted plainly; anything else needs the full step
+        index[n] = j + (FULL if (busy_subject | due | act | rep) else 0)
+        n += 1 if (busy_subject | due | act | rep | req) else 0
+    return n
 
 
 @njit(parallel=True, cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
-def run_day(cursor, end, P, ctx, st, pub, rep, popt, cnt, ev, scr, flags):  # type: ignore[no-untyped-def]
+def run_day(cursor, end, P, ctx, st, pub, rep, popt, cnt, ev, thr, scratch):  # type: ignore[no-untyped-def]
     """Advance every chunk from ``cursor[c]`` towards ``end[c]`` by one day of the step.
 
-    ``scr`` holds the screen's thresholds (:func:`screen_thresholds`), ``flags`` one block of
-    scratch per chunk."""
+    ``thr`` holds the screen's thresholds (:func:`screen_thresholds`), ``scratch`` one block
+    of working space per chunk (uint32[chunks, N_ROWS, SCREEN_BLOCK])."""
     for c in prange(cursor.shape[0]):
         g = cursor[c]
         stop = end[c]
         cap = ev.shape[1]
         counters = cnt[c]
         events = ev[c]
-        fl = flags[c]
+        scr = scratch[c]
+        index = scr[ROW_INDEX]
         dc = day_consts(P, ctx)
         k_acts = dc[6]
         k_svc = dc[7]
@@ -159,28 +227,35 @@ def run_day(cursor, end, P, ctx, st, pub, rep, popt, cnt, ev, scr, flags):  # ty
         shift = g - loc(g, ctx) if g < stop else 0
         kind = 1 if g >= ctx[C_NCIT] else 0
         par = ctx[C_T] & 1
-        screening = scr[SCR_ON] != 0 and ctx[C_BUSY] == 0 and ctx[C_YEAR_START] == 0
+        screening = thr[SCR_ON] != 0 and ctx[C_BUSY] == 0 and ctx[C_YEAR_START] == 0
         grading = np.uint32(1 if ctx[C_MONTH_START] != 0 else 0)
         while g < stop:
             nb = min(SCREEN_BLOCK, stop - g)
             if screening:
-                screen(g, g - shift, nb, k_acts, k_svc, pub, par, scr[SCR_ACT + kind],
-                       scr[SCR_PAIR + kind], scr[SCR_SVC + kind], scr[SCR_REPAY], grading, fl)
+                screen(g, g - shift, nb, k_acts, k_svc, pub, par, thr[SCR_ACT + kind],
+                       thr[SCR_PAIR + kind], thr[SCR_SVC + kind], thr[SCR_REPAY], grading, scr)
+                n = recheck(g, g - shift, nb, dc, P, st, pub, par, kind, scr)
             else:
                 for j in range(nb):
-                    fl[j] = 1
-            # the exact step's subjects are scattered: fetch their records ahead of use
-            for j in range(nb):
-                if fl[j] != 0:
-                    prefetch(st, g + j - shift)
+                    index[j] = j
+                n = nb
             done = nb
-            for j in range(nb):
-                if fl[j] != 0:
-                    if emitting and counters[0] + EVENT_MARGIN > cap:
-                        done = j
-                        break
-                    step_with(g + j, g + j - shift, dc, P, ctx, st, pub, rep, popt, counters,
-                              events)
+            for q in range(n):
+                v = np.int64(index[q])
+                j = v & (FULL - 1)
+                if emitting and counters[0] + EVENT_MARGIN > cap:
+                    done = j
+                    break
+                i = g + j
+                li = i - shift
+                if not screening:
+                    step_with(i, li, dc, P, ctx, st, pub, rep, popt, counters, events)
+                elif v >= FULL or not plain_grant(
+                        i, li, np.int64(scr[ROW_SVC, j]), np.int64(st[li]['region']) * 2 + kind,
+                        np.int64(st[li]['bands']), np.int64(pub[par, li]), P, ctx, rep, popt,
+                        counters, events):
+                    # (the screen has already copied the public word of a plain grant)
+                    step_full(i, li, P, ctx, st, pub, rep, popt, counters, events)
             g += done
             if done < nb:
                 break

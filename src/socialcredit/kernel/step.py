@@ -384,22 +384,18 @@ def emit(ctx, ev, cnt, typ, subject, a, b, c, d):  # type: ignore[no-untyped-def
 def find_interval(P, t_index, t_count, t_base, t_max, r, kind, width, u):  # type: ignore[no-untyped-def]
     """The act, pair or service whose interval of the draw space holds u, or -1.
 
-    Intervals of one kind lie end to end in the order of ``t_index``; a binary search finds
-    the last one starting at or below u."""
+    Intervals of one kind lie end to end in the order of ``t_index``: the one holding u is the
+    last one starting at or below u. Counting those starts (a few dozen reads, no jump that
+    depends on u) beats a binary search, whose every step is a coin-flip branch."""
     n = P[P[OFF_O + t_count] + kind]
     idx = P[OFF_O + t_index] + kind * width
     bases = P[OFF_O + t_base] + r * width
-    lo = 0
-    hi = n
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if P[bases + P[idx + mid]] <= u:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo == 0:
+    pos = 0
+    for k in range(n):
+        pos += 1 if P[bases + P[idx + k]] <= u else 0
+    if pos == 0:
         return -1
-    a = P[idx + lo - 1]
+    a = P[idx + pos - 1]
     if u < P[bases + a] + P[P[OFF_O + t_max] + r * width + a]:
         return a
     return -1
@@ -408,21 +404,17 @@ def find_interval(P, t_index, t_count, t_base, t_max, r, kind, width, u):  # typ
 @register_jitable
 def find_service(P, rb, Sv, u):  # type: ignore[no-untyped-def]
     """The service whose interval (laid out for the subject's region, kind and bands) holds u,
-    or -1.
-
-    A binary search for the last interval starting at or below u whose steps do not depend
-    on u (a select, not a branch, so a random u costs no mispredicted jumps)."""
+    or -1: the last interval starting at or below u, found by counting the starts (see
+    :func:`find_interval`; here the starts are contiguous, so the count vectorises)."""
     bases = P[OFF_O + T_SVC_BASE_B] + rb * Sv
     pos = 0
-    n = Sv
-    while n > 1:
-        half = n >> 1
-        pos = pos + half if P[bases + pos + half] <= u else pos
-        n -= half
-    if Sv == 0 or P[bases + pos] > u:
+    for k in range(Sv):
+        pos += 1 if P[bases + k] <= u else 0
+    if pos == 0:
         return -1
-    if u < P[bases + pos] + P[P[OFF_O + T_SVC_THR_B] + rb * Sv + pos]:
-        return pos
+    s = pos - 1
+    if u < P[bases + s] + P[P[OFF_O + T_SVC_THR_B] + rb * Sv + s]:
+        return s
     return -1
 
 
