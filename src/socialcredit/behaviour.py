@@ -220,7 +220,7 @@ def build_behaviour(catalogue: Any, scenario: Any, policy: PolicyTables) -> tupl
     t["pair_total"] = pair_total
 
     t["svc_kind"] = np.array([kind_of[str(s.kind)] for s in services], dtype=np.int64)
-    t.update(_service_tables(services, t["svc_kind"], R, svc_param, fb))
+    t.update(_service_tables(services, t["svc_kind"], svc_param, fb))
     t["aware_thr"] = np.array([threshold(float(_get(beh, "awareness", 0.11)))], dtype=np.int64)
     t["listed_request_factor"] = np.array([q8(float(_get(beh, "listed_request_factor", 0.5)))],
                                           dtype=np.int64)
@@ -266,17 +266,20 @@ def _band_values(kind: int, bands: int) -> dict[str, int]:
     return {"size": bands & 3}
 
 
-def _service_tables(services: list, svc_kind: np.ndarray, R: int, svc_param: Any,
+def _service_tables(services: list, svc_kind: np.ndarray, svc_param: Any,
                     fb: Any) -> dict[str, np.ndarray]:
-    """Service request thresholds for every region, kind and bands byte.
+    """Service request thresholds for every kind and bands row (``kernel.step.svc_row``).
 
     A subject's day draw falls in at most one service's interval; the intervals are laid out
     end to end with their exact widths *for the subject's bands*, so a draw that lands in an
     interval is a request (no rejection step) and the quiet path of the kernel can tell a
-    day without a request from one number, ``svc_total_b``. Out-of-season services and age
-    bands that do not ask get width 0."""
+    day without a request from one number, ``svc_total_b``. Age bands that do not ask get
+    width 0; a draw in the interval of a service out of its season is no request. The rates
+    depend on the kind and on the income, education, age and urban bands only (not on the
+    region or on consent), so the rows are ``kind * 128 + (bands & 127)``: small tables
+    that stay in the processor's cache."""
     S = len(services)
-    thr_b = np.zeros((R, 2, 256, S), dtype=np.int64)
+    thr_b = np.zeros((2, 128, S), dtype=np.int64)
     months = np.zeros(S, dtype=np.int64)
     retry = np.zeros(S, dtype=np.int64)
     econ = np.zeros(S, dtype=np.int64)
@@ -291,14 +294,14 @@ def _service_tables(services: list, svc_kind: np.ndarray, R: int, svc_param: Any
         kd = int(svc_kind[k])
         axes = ("income", "education", "age", "urban") if kd == 0 else ("size",)
         mods = {ax: [q8(v) for v in _mods(s, ax, 2 if ax == "urban" else 4)] for ax in axes}
-        for b in range(256):
+        for b in range(128):
             bv = _band_values(kd, b)
             if kd == 0 and bv["age"] not in ages:
                 continue
             thr = base
             for ax in axes:
                 thr = (thr * mods[ax][bv[ax]]) >> 8
-            thr_b[:, kd, b, k] = thr
+            thr_b[kd, b, k] = thr
     base_b = np.zeros_like(thr_b)
     base_b[..., 1:] = np.cumsum(thr_b, axis=-1)[..., :-1]
     total_b = thr_b.sum(axis=-1)

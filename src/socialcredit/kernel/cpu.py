@@ -45,6 +45,7 @@ from socialcredit.kernel.step import (
     plain_grant,
     step_full,
     step_with,
+    svc_row,
 )
 
 #: Events one subject can emit in one day, at most (the buffer keeps this much free).
@@ -81,10 +82,10 @@ def screen_thresholds(P: np.ndarray) -> np.ndarray:
     out = np.zeros(N_SCR, dtype=np.uint32)
     act = P[P[OFF_O + T_ACT_TOTAL]:][:2 * R].reshape(R, 2)
     pair = P[P[OFF_O + T_PAIR_TOTAL]:][:2 * R].reshape(R, 2)
-    svc = P[P[OFF_O + T_SVC_TOTAL_B]:][:2 * R * 256].reshape(R, 2, 256)
+    svc = P[P[OFF_O + T_SVC_TOTAL_B]:][:2 * 128].reshape(2, 128)
     repay = int(P[P[OFF_O + T_REPAY_THR]])
     highs = [int(act[:, k].max()) for k in (0, 1)] + [int(pair[:, k].max()) for k in (0, 1)] + \
-        [int(svc[:, k].max()) for k in (0, 1)] + [repay]
+        [int(svc[k].max()) for k in (0, 1)] + [repay]
     if max(highs) >= 1 << 32 or min(highs) < 0:
         return out
     out[:SCR_ON] = highs
@@ -198,7 +199,7 @@ def recheck(g0, li0, nb, dc, P, st, pub, par, kind, scr):  # type: ignore[no-unt
         rk = np.int64(rec['region']) * 2 + kind
         act = (np.int64(act_hi[j]) < P[o_act + rk]) | (np.int64(act_lo[j]) < P[o_pair + rk])
         rep = ((np.int64(rec['counts']) >> 4) != 0) & (np.int64(repay[j]) < thr_rep)
-        req = np.int64(svc[j]) < P[o_svc + ((rk << 8) | np.int64(rec['bands']))]
+        req = np.int64(svc[j]) < P[o_svc + svc_row(kind, np.int64(rec['bands']))]
         # a request alone may be granted plainly; anything else needs the full step
         index[n] = j + (FULL if (busy_subject | due | act | rep) else 0)
         n += 1 if (busy_subject | due | act | rep | req) else 0

@@ -402,6 +402,13 @@ def find_interval(P, t_index, t_count, t_base, t_max, r, kind, width, u):  # typ
 
 
 @register_jitable
+def svc_row(kind, bnd):  # type: ignore[no-untyped-def]
+    """The row of the service tables for a kind and bands byte (``behaviour``): request rates
+    depend on the bands but not on the region or the consent bit."""
+    return kind * 128 + (bnd & 127)
+
+
+@register_jitable
 def find_service(P, rb, Sv, u):  # type: ignore[no-untyped-def]
     """The service whose interval (laid out for the subject's region, kind and bands) holds u,
     or -1: the last interval starting at or below u, found by counting the starts (see
@@ -418,7 +425,7 @@ def find_service(P, rb, Sv, u):  # type: ignore[no-untyped-def]
     return -1
 
 
-@register_jitable
+@register_jitable(inline="always")
 def plain_grant(i, li, u, rk, bnd, p_in, P, ctx, rep, popt, cnt, ev):  # type: ignore[no-untyped-def]
     """Decide a request on the quiet path when no measure can touch it: an unlisted subject
     whose grade triggers no measure of the service, and no measure reaching through its
@@ -426,7 +433,7 @@ def plain_grant(i, li, u, rk, bnd, p_in, P, ctx, rep, popt, cnt, ev):  # type: i
     False when the full step must decide. A draw that falls between services' intervals, or
     on a service out of its season, is no request at all (as in the full step)."""
     Sv = P[D_S]
-    rb = (rk << 8) | bnd
+    rb = svc_row(rk & 1, bnd)
     s = find_service(P, rb, Sv, u)
     if s < 0 or ((P[P[OFF_O + T_SVC_MONTHS] + s] >> (ctx[C_MONTH] - 1)) & 1) == 0:
         return True
@@ -832,7 +839,7 @@ def step_with(i, li, dc, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[n
                     if ob == 0 or u32(rng.sub_hash(h, np.uint64(DRAW_REPAY))) >= repay:
                         h2 = rng.subject_hash(k_svc, np.uint64(i))
                         bnd = np.int64(rec['bands'])
-                        rb = (rk << 8) | bnd
+                        rb = svc_row(rk & 1, bnd)
                         u = u32(h2)
                         if u >= P[o_svc + rb]:
                             pub[1 - par, li] = np.uint32(p_in)
@@ -1158,7 +1165,7 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
     # phase 7-8: service requests and decisions (others are read as of the start of the day)
     h2 = rng.subject_hash(key_of(ctx, C_KEY_SVC), np.uint64(i))
     u = u32(h2)
-    rb = ((r * 2 + kind) << 8) | bnd
+    rb = svc_row(kind, bnd)
     if u < P[P[OFF_O + T_SVC_TOTAL_B] + rb]:
         s0 = find_service(P, rb, Sv, u)
         for s in range(max(s0, 0), s0 + 1):

@@ -6,14 +6,8 @@ a date, :func:`diff` compares two, and :func:`compile_policy` turns a baseline, 
 extensions and reforms into the integer :class:`PolicyTables` the kernel reads.
 """
 
-from socialcredit.policy.cases import (
-    CaseEvent,
-    CaseExpectation,
-    CaseSubject,
-    RuleCase,
-    check_case,
-    load_cases,
-)
+from typing import TYPE_CHECKING, Any
+
 from socialcredit.policy.compiler import compile_policy, day_number
 from socialcredit.policy.dated import Dated
 from socialcredit.policy.loading import (
@@ -61,3 +55,25 @@ __all__ = [
     "shipped_policies",
     "validate_policy",
 ]
+
+
+if TYPE_CHECKING:
+    from socialcredit.policy.cases import (
+        CaseEvent,
+        CaseExpectation,
+        CaseSubject,
+        RuleCase,
+        check_case,
+        load_cases,
+    )
+
+_CASES = {"CaseEvent", "CaseExpectation", "CaseSubject", "RuleCase", "check_case", "load_cases"}
+
+
+def __getattr__(name: str) -> Any:
+    """The rule-case names, imported on first use (a run does not need their models)."""
+    if name in _CASES:
+        from socialcredit.policy import cases
+
+        return getattr(cases, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
