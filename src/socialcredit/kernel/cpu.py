@@ -192,17 +192,23 @@ def recheck(g0, li0, nb, dc, P, st, pub, par, kind, scr):  # type: ignore[no-unt
         p = np.int64(pub[par, li])
         w1 = np.int64(rec['delayed'])
         w2 = np.int64(rec['appeal'])
-        busy_subject = (p & QUIET_MASK) != 0
-        due = (w1 != 0) & (((w1 >> 13) & 1023) == tm)
-        due |= (w2 != 0) & (((w2 >> 13) & 1023) == tm)
-        due |= (grading & (p >> 30)) != 0
+        # every test below is computed, and their results added as integers, so that the
+        # compiler has no reason to turn them into jumps
         rk = np.int64(rec['region']) * 2 + kind
-        act = (np.int64(act_hi[j]) < P[o_act + rk]) | (np.int64(act_lo[j]) < P[o_pair + rk])
-        rep = ((np.int64(rec['counts']) >> 4) != 0) & (np.int64(repay[j]) < thr_rep)
-        req = np.int64(svc[j]) < P[o_svc + svc_row(kind, np.int64(rec['bands']))]
+        t_act = P[o_act + rk]
+        t_pair = P[o_pair + rk]
+        t_req = P[o_svc + svc_row(kind, np.int64(rec['bands']))]
+        other = np.int64((p & QUIET_MASK) != 0)
+        other += np.int64(w1 != 0) * np.int64(((w1 >> 13) & 1023) == tm)
+        other += np.int64(w2 != 0) * np.int64(((w2 >> 13) & 1023) == tm)
+        other += grading * ((p >> 30) & 1)
+        other += np.int64(np.int64(act_hi[j]) < t_act) + np.int64(np.int64(act_lo[j]) < t_pair)
+        other += np.int64((np.int64(rec['counts']) >> 4) != 0) * np.int64(np.int64(repay[j]) < thr_rep)
+        req = np.int64(np.int64(svc[j]) < t_req)
         # a request alone may be granted plainly; anything else needs the full step
-        index[n] = j + (FULL if (busy_subject | due | act | rep) else 0)
-        n += 1 if (busy_subject | due | act | rep | req) else 0
+        full = np.int64(other != 0)
+        index[n] = j + FULL * full
+        n += full | req
     return n
 
 
