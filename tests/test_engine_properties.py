@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 from socialcredit.engine import Calendar, build_model, run_memory
 from socialcredit.kernel import layout as LY
+from socialcredit.kernel.step import false_entries
 from socialcredit.population import household_starts
 from socialcredit.scenario import Scenario
 
@@ -231,7 +232,7 @@ def check_lists(w: World) -> int:
         false = sum(1 << lst for lst, (_, _, f) in mine.items() if f)
         word = int(final[i])
         assert word & 255 == mem, f"subject {i}: lists {word & 255:b} in the word, {mem:b} replayed"
-        assert (word >> 8) & 255 == false, f"subject {i}: false-entry bits differ"
+        assert false_entries(word) == false, f"subject {i}: false-entry bits differ"
         in_slots = {int(v & 127) - 1 for v in slots[i] if v}
         assert in_slots == set(mine), f"subject {i}: slots {in_slots}, replayed {set(mine)}"
         for _, end, _ in mine.values():

@@ -274,6 +274,18 @@ class CpuBackend:
         pop = model.population
         self.rep = np.ascontiguousarray(pop.rep[shard.b_lo:shard.b_hi])
         self.popt = pop.popt
+        self._load()
+
+    def _load(self) -> None:
+        """Load the compiled kernel now (from numba's cache, or compile it), with a call that
+        has no subject to step, so that the first day is timed like the others."""
+        from socialcredit.kernel.cpu import run_day
+
+        done = self.ends.copy()
+        run_day(done, self.ends, self.model.packed.P, np.zeros(N_CTX, dtype=np.int64),
+                self.state["st"], self.state["pub"], self.rep, self.popt, self.cnt, self.ev,
+                self.scr, self.scratch)
+        self.cnt[:] = 0
 
     def run_day(self, t: int, calendar: Calendar) -> DayResult:
         from socialcredit.kernel.cpu import run_day

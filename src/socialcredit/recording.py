@@ -259,7 +259,7 @@ def snapshot_table(model: Any, day: int, subject_ids: np.ndarray, state: dict[st
         "score": pa.array(np.where((pub >> 29) & 1, st["score"], 0).astype(np.int16)),
         "grade": _dict((region * 2 + kind) * 16 + grade, grade_labels(model)),
         "lists": pa.array((pub & 255).astype(np.uint8)),
-        "false_lists": pa.array(((pub >> 8) & 255).astype(np.uint8)),
+        "false_lists": pa.array(np.where(pub & 255, (pub >> 8) & 255, 0).astype(np.uint8)),
         "region": _dict(region, pol.region_names),
         "kind": _dict(kind, ["citizen", "business"]),
         "income": pa.array(np.where(citizen, bands & 3, 0).astype(np.int8), mask=~citizen),

@@ -9,8 +9,9 @@ Most subject-days nothing happens. The driver finds them in blocks of ``SCREEN_B
 subjects with a *screen*: a loop without branches or table look-ups, which the compiler turns
 into SIMD code, that draws each subject's act, repayment and request numbers and compares
 them with the largest threshold any subject of the chunk's kind has. A subject whose numbers
-all clear those thresholds, whose public word shows no list, forced grade, waiting record or
-appeal, and whose grade is not due, keeps its public word and is done; every other subject
+all clear those thresholds, whose public word shows no list, no forced grade and no waiting
+record or appeal due on this day (mod 256), and whose grade is not due, keeps its public word
+and is done; every other subject
 takes :func:`~socialcredit.kernel.step.step_with`, which decides exactly (most of them turn out
 quiet too). The screen only ever sends more subjects to the exact step, never fewer, so the
 result is the step's own, bit for bit, on every backend.
@@ -38,7 +39,6 @@ from socialcredit.kernel.step import (
     C_YEAR_START,
     DIRTY_BIT,
     DRAW_REPAY,
-    PENDING_BIT,
     QUIET_MASK,
     day_consts,
     loc,
@@ -58,7 +58,7 @@ _LO32 = np.uint64(0xFFFFFFFF)
 _S32 = np.uint64(32)
 #: ``rng.sub_hash(h, DRAW_REPAY)`` is ``mix(h ^ _REPAY)``.
 _REPAY = np.uint64((DRAW_REPAY * int(rng._M1)) % (1 << 64))
-_SCREEN_MASK = np.uint32(QUIET_MASK | PENDING_BIT)
+_QUIET_MASK = np.uint32(QUIET_MASK)
 #: Layout of the screen's thresholds (uint32): per kind (citizen, business) the largest act,
 #: false-pair and request thresholds, the repayment threshold, and whether to screen at all.
 SCR_ACT, SCR_PAIR, SCR_SVC, SCR_REPAY, SCR_ON = 0, 2, 4, 6, 7
@@ -123,11 +123,12 @@ def prefetch(typingctx, arr, idx):  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
 def screen(g0, li0, nb, k_acts, k_svc, pub, par, thr_act, thr_pair, thr_svc, thr_repay,
-           grading, scr):  # type: ignore[no-untyped-def]
+           grading, today, scr):  # type: ignore[no-untyped-def]
     """Flag the subjects ``g0 .. g0 + nb`` (local ``li0 ..``) that may need the exact step,
     and copy every public word to tomorrow's (the exact step overwrites it where it runs).
 
-    ``grading`` is 1 on days when a moved score is graded (then the dirty bit flags too).
+    ``grading`` is 1 on days when a moved score is graded (then the dirty bit flags too),
+    ``today`` the day index mod 256.
     ``scr`` (uint32[N_ROWS, SCREEN_BLOCK]) receives the flags and the subjects' draws."""
     src = pub[par]
     dst = pub[1 - par]
@@ -148,7 +149,10 @@ def screen(g0, li0, nb, k_acts, k_svc, pub, par, thr_act, thr_pair, thr_svc, thr
         sh = np.uint32(rng.mix(k_svc ^ x) >> _S32)
         p = src[li]
         dst[li] = p
-        f = np.uint32((p & _SCREEN_MASK) != 0) | (grading & (p >> np.uint32(30)))
+        # a list or a forced grade; a waiting record or appeal whose day (mod 256) it is; a
+        # moved score on a grading day
+        f = np.uint32((p & _QUIET_MASK) != 0) | (grading & (p >> np.uint32(30)))
+        f |= (p >> np.uint32(31)) & np.uint32(((p >> np.uint32(8)) & np.uint32(255)) == today)
         f |= np.uint32(ah < thr_act) | np.uint32(al < thr_pair)
         f |= np.uint32(rh < thr_repay)
         f |= np.uint32(sh < thr_svc)
@@ -236,11 +240,13 @@ def run_day(cursor, end, P, ctx, st, pub, rep, popt, cnt, ev, thr, scratch):  # 
         par = ctx[C_T] & 1
         screening = thr[SCR_ON] != 0 and ctx[C_BUSY] == 0 and ctx[C_YEAR_START] == 0
         grading = np.uint32(1 if ctx[C_MONTH_START] != 0 else 0)
+        today = np.uint32(ctx[C_T] & 255)
         while g < stop:
             nb = min(SCREEN_BLOCK, stop - g)
             if screening:
                 screen(g, g - shift, nb, k_acts, k_svc, pub, par, thr[SCR_ACT + kind],
-                       thr[SCR_PAIR + kind], thr[SCR_SVC + kind], thr[SCR_REPAY], grading, scr)
+                       thr[SCR_PAIR + kind], thr[SCR_SVC + kind], thr[SCR_REPAY], grading,
+                       today, scr)
                 n = recheck(g, g - shift, nb, dc, P, st, pub, par, kind, scr)
             else:
                 for j in range(nb):

@@ -13,7 +13,9 @@ for the members of its own group, their public state as of the start of the day
 does not depend on the order in which subjects are processed.
 
 The public word ``pub`` of a subject (uint32):
-bits 0-7 lists it is on; 8-15 those of its lists whose entry was caused by a false record;
+bits 0-7 lists it is on; 8-15 those of its lists whose entry was caused by a false record
+(:func:`false_entries`), or, for a subject on no list, the day (mod 256) on which the first of
+its waiting record and appeal falls due;
 16-19 grade (15 = none); 20-23 the grade it would have without points from false records;
 24-27 forced grade + 1 (0 = none); 28 the forced grade came from a false record;
 29 it carries points; 30 its score moved since its grade was last calculated; 31 a delayed
@@ -725,6 +727,35 @@ def trigger_holds(m, er, M, mem, grade, P):  # type: ignore[no-untyped-def]
 
 
 @register_jitable
+def false_entries(p):  # type: ignore[no-untyped-def]
+    """The lists of a public word whose entry a false record caused (none when the subject
+    is on no list: then bits 8-15 hold its wake-up day, see the module's docstring)."""
+    return (p >> 8) & 255 if (p & 255) != 0 else 0
+
+
+@register_jitable
+def wake_day(w1, w2, t):  # type: ignore[no-untyped-def]
+    """The day (mod 256) on which the first of a delayed record ``w1`` and an appeal ``w2``
+    (0: none) falls due after day t: the step takes each on the first later day whose index
+    matches its due day mod 1024."""
+    best = 0
+    best_d = 2048
+    if w1 != 0:
+        due = (w1 >> 13) & 1023
+        d = ((due - t - 1) & 1023) + 1
+        if d < best_d:
+            best_d = d
+            best = due
+    if w2 != 0:
+        due = (w2 >> 13) & 1023
+        d = ((due - t - 1) & 1023) + 1
+        if d < best_d:
+            best_d = d
+            best = due
+    return best & 255
+
+
+@register_jitable
 def pub_grades(p):  # type: ignore[no-untyped-def]
     """Grade (low nibble) and honest grade (high nibble) packed from a public word."""
     return ((p >> 16) & 15) | (((p >> 20) & 15) << 4)
@@ -890,7 +921,9 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
         count(P, cnt, cell, M_SUBJECTS, 0, 1)
         count(P, cnt, cell, M_GRADE_COUNT, NO_GRADE, 1)
         p_in = (NO_GRADE << 16) | (NO_GRADE << 20)
-    mem = p_in & 65535
+    mem = p_in & 255
+    if mem != 0:
+        mem |= p_in & 65280  # the false-entry bits (on no list, they hold the wake-up day)
     was_scored = (p_in >> 29) & 1
     old_grade = (p_in >> 16) & 15
     forced = (p_in >> 24) & 31
@@ -1210,6 +1243,10 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
     if scored:
         out |= 1 << 29
         out |= dirty << 30
-    if rec['delayed'] != 0 or rec['appeal'] != 0:
+    w1 = np.int64(rec['delayed'])
+    w2 = np.int64(rec['appeal'])
+    if w1 != 0 or w2 != 0:
         out |= PENDING_BIT
+        if (mem & 255) == 0:
+            out |= wake_day(w1, w2, t) << 8
     pub[1 - par, li] = np.uint32(out)

@@ -247,8 +247,9 @@ def _inject(case: RuleCase, events: Sequence[CaseEvent], t: int, world: _World, 
             cat: Catalogue) -> None:
     """Put a day's scripted records into the waiting slot, and meet obligations.
 
-    A record put in the slot also sets the pending bit of the subject's public word, as the
-    kernel does for the records it delays, so that the day's step looks at the slot."""
+    A record put in the slot also marks the subject's public word as the kernel does for the
+    records it delays (the pending bit and, for a subject on no list, the day it falls due), so
+    that the day's step looks at the slot."""
     from socialcredit.kernel.step import PENDING_BIT
 
     rec = state["st"]
@@ -279,7 +280,10 @@ def _inject(case: RuleCase, events: Sequence[CaseEvent], t: int, world: _World, 
         a = cat.act_index[e.act]
         ch = cat.channel_index[act.channels[0]]
         rec["delayed"][i] = (a + 1) | ((0 if e.true else 1) << 7) | (ch << 8) | ((t & 1023) << 13)
-        today[i] |= np.uint32(PENDING_BIT)
+        word = int(today[i]) | PENDING_BIT
+        if word & 255 == 0:  # on no list, bits 8-15 say on which day (mod 256) to look
+            word = (word & ~0xFF00) | ((t & 255) << 8)
+        today[i] = np.uint32(word)
 
 
 def _observe(model: Any, world: _World, name: str, t: int, ctx: np.ndarray, state: dict,
