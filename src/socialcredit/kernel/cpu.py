@@ -47,6 +47,7 @@ from socialcredit.kernel.step import (
     step_with,
     svc_row,
 )
+from socialcredit.population import region_of
 
 #: Events one subject can emit in one day, at most (the buffer keeps this much free).
 EVENT_MARGIN = 96
@@ -64,8 +65,8 @@ _QUIET_MASK = np.uint32(QUIET_MASK)
 SCR_ACT, SCR_PAIR, SCR_SVC, SCR_REPAY, SCR_ON = 0, 2, 4, 6, 7
 N_SCR = 8
 #: Rows of a chunk's scratch block: the screen's flags and draws, then the subjects to step.
-ROW_FLAG, ROW_ACT_HI, ROW_ACT_LO, ROW_REPAY, ROW_SVC, ROW_INDEX = range(6)
-N_ROWS = 6
+ROW_FLAG, ROW_ACT_HI, ROW_ACT_LO, ROW_REPAY, ROW_SVC, ROW_INDEX, ROW_WORK = range(7)
+N_ROWS = 7
 #: Added to a block position in ``ROW_INDEX``: the subject needs the full step.
 FULL = 1024
 assert SCREEN_BLOCK <= FULL
@@ -155,7 +156,8 @@ def screen(g0, li0, nb, k_acts, k_svc, pub, par, thr_act, thr_pair, thr_svc, thr
         f |= (p >> np.uint32(31)) & np.uint32(((p >> np.uint32(8)) & np.uint32(255)) == today)
         f |= np.uint32(ah < thr_act) | np.uint32(al < thr_pair)
         f |= np.uint32(rh < thr_repay)
-        f |= np.uint32(sh < thr_svc)
+        # bit 1: a request may have been drawn (bit 0: anything else)
+        f |= np.uint32(sh < thr_svc) << np.uint32(1)
         flags[j] = f
         act_hi[j] = ah
         act_lo[j] = al
@@ -167,29 +169,42 @@ def screen(g0, li0, nb, k_acts, k_svc, pub, par, thr_act, thr_pair, thr_svc, thr
 def recheck(g0, li0, nb, dc, P, st, pub, par, kind, scr):  # type: ignore[no-untyped-def]
     """Of the flagged subjects of a block, keep those that the step's own quiet test
     (:func:`~socialcredit.kernel.step.step_with`) does not pass; returns how many, their
-    block positions in ``scr[ROW_INDEX]``, plus ``FULL`` for those that need the full step
-    whatever they ask for (the others only drew a request).
+    block positions in ``scr[ROW_INDEX]`` in increasing order, plus ``FULL`` for those that
+    need the full step whatever they ask for (the others only drew a request).
 
-    The same test as the step's, on the draws the screen kept, but without a jump that depends
-    on the subject: the records of many subjects are then read at once instead of one after
-    the other, which is what makes a scattered few cheap."""
+    A subject flagged only for its request draw, on no list and with nothing waiting, is
+    decided from its public word, which then holds the bands its request rates depend on.
+    The others are decided from their records, with the same test as the step's on the draws
+    the screen kept, all records being fetched first (many at once instead of one after the
+    other, which is what makes a scattered few cheap)."""
     t, busy, month_start, year_start, year, n_cit, k_acts, k_svc, o_act, o_pair, thr_rep, o_svc = dc
     flags = scr[ROW_FLAG]
     index = scr[ROW_INDEX]
+    work = scr[ROW_WORK]
     act_hi = scr[ROW_ACT_HI]
     act_lo = scr[ROW_ACT_LO]
     repay = scr[ROW_REPAY]
     svc = scr[ROW_SVC]
     k = 0
     for j in range(nb):
-        index[k] = j
-        k += np.int64(flags[j])
+        work[k] = j
+        k += np.int64(flags[j] != 0)
+    # decisions go back into ``flags``: 0 quiet, 1 a plain request, 2 the full step
+    m = 0
     for q in range(k):
+        j = np.int64(work[q])
+        p = np.int64(pub[par, li0 + j])
+        if flags[j] == 2 and (p >> 31) == 0:
+            t_req = P[o_svc + kind * 128 + ((p >> 8) & 127)]
+            flags[j] = 1 if np.int64(svc[j]) < t_req else 0
+        else:
+            index[m] = j  # (index is free until the end: a list of those to read)
+            m += 1
+    for q in range(m):
         prefetch(st, li0 + np.int64(index[q]))
     tm = t & 1023
     grading = 1 if month_start else 0
-    n = 0
-    for q in range(k):
+    for q in range(m):
         j = np.int64(index[q])
         li = li0 + j
         rec = st[li]
@@ -210,9 +225,13 @@ def recheck(g0, li0, nb, dc, P, st, pub, par, kind, scr):  # type: ignore[no-unt
         other += np.int64((np.int64(rec['counts']) >> 4) != 0) * np.int64(np.int64(repay[j]) < thr_rep)
         req = np.int64(np.int64(svc[j]) < t_req)
         # a request alone may be granted plainly; anything else needs the full step
-        full = np.int64(other != 0)
-        index[n] = j + FULL * full
-        n += full | req
+        flags[j] = 2 if other != 0 else req
+    n = 0
+    for q in range(k):
+        j = np.int64(work[q])
+        d = np.int64(flags[j])
+        index[n] = j + FULL * np.int64(d == 2)
+        n += np.int64(d != 0)
     return n
 
 
@@ -263,12 +282,18 @@ def run_day(cursor, end, P, ctx, st, pub, rep, popt, cnt, ev, thr, scratch):  # 
                 li = i - shift
                 if not screening:
                     step_with(i, li, dc, P, ctx, st, pub, rep, popt, counters, events)
-                elif v >= FULL or not plain_grant(
-                        i, li, np.int64(scr[ROW_SVC, j]), np.int64(st[li]['region']) * 2 + kind,
-                        np.int64(st[li]['bands']), np.int64(pub[par, li]), P, ctx, rep, popt,
-                        counters, events):
-                    # (the screen has already copied the public word of a plain grant)
+                elif v >= FULL:
                     step_full(i, li, P, ctx, st, pub, rep, popt, counters, events)
+                else:
+                    # a lone request: the region from the population, the bands from the
+                    # public word (from the record while something waits)
+                    p = np.int64(pub[par, li])
+                    bnd = (p >> 8) & 127 if (p >> 31) == 0 else np.int64(st[li]['bands'])
+                    rk = region_of(i, popt) * 2 + kind
+                    if not plain_grant(i, li, np.int64(scr[ROW_SVC, j]), rk, bnd, p, P, ctx,
+                                       rep, popt, counters, events):
+                        step_full(i, li, P, ctx, st, pub, rep, popt, counters, events)
+                    # (the screen has already copied the public word of a plain grant)
             g += done
             if done < nb:
                 break

@@ -15,7 +15,8 @@ does not depend on the order in which subjects are processed.
 The public word ``pub`` of a subject (uint32):
 bits 0-7 lists it is on; 8-15 those of its lists whose entry was caused by a false record
 (:func:`false_entries`), or, for a subject on no list, the day (mod 256) on which the first of
-its waiting record and appeal falls due;
+its waiting record and appeal falls due if one waits (bit 31), else its bands byte's low seven
+bits (all that request rates depend on);
 16-19 grade (15 = none); 20-23 the grade it would have without points from false records;
 24-27 forced grade + 1 (0 = none); 28 the forced grade came from a false record;
 29 it carries points; 30 its score moved since its grade was last calculated; 31 a delayed
@@ -1249,4 +1250,6 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
         out |= PENDING_BIT
         if (mem & 255) == 0:
             out |= wake_day(w1, w2, t) << 8
+    elif (mem & 255) == 0:
+        out |= (np.int64(rec['bands']) & 127) << 8
     pub[1 - par, li] = np.uint32(out)
