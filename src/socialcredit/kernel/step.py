@@ -741,18 +741,13 @@ def wake_day(w1, w2, t):  # type: ignore[no-untyped-def]
     matches its due day mod 1024."""
     best = 0
     best_d = 2048
-    if w1 != 0:
-        due = (w1 >> 13) & 1023
-        d = ((due - t - 1) & 1023) + 1
-        if d < best_d:
-            best_d = d
-            best = due
-    if w2 != 0:
-        due = (w2 >> 13) & 1023
-        d = ((due - t - 1) & 1023) + 1
-        if d < best_d:
-            best_d = d
-            best = due
+    for w in (w1, w2):
+        if w != 0:
+            due = (w >> 13) & 1023
+            d = ((due - t - 1) & 1023) + 1
+            if d < best_d:
+                best_d = d
+                best = due
     return best & 255
 
 
