@@ -29,7 +29,14 @@ from numba.extending import intrinsic
 
 import socialcredit.jitcache  # noqa: F401  (before any cached jit)
 from socialcredit import rng
-from socialcredit.kernel.layout import D_R, OFF_O, T_ACT_TOTAL, T_PAIR_TOTAL, T_SVC_TOTAL_B
+from socialcredit.kernel.layout import (
+    D_R,
+    OFF_O,
+    T_ACT_TOTAL,
+    T_PAIR_TOTAL,
+    T_REPAY_THR,
+    T_SVC_TOTAL_B,
+)
 from socialcredit.kernel.step import (
     C_BUSY,
     C_EMIT,
@@ -46,6 +53,7 @@ from socialcredit.kernel.step import (
     step_full,
     step_with,
     svc_row,
+    word_bands,
 )
 from socialcredit.population import region_of
 
@@ -77,8 +85,6 @@ def screen_thresholds(P: np.ndarray) -> np.ndarray:
 
     A threshold of 2**32 or more (an event sure to happen) cannot be screened in 32 bits;
     then screening is off and every subject takes the exact step."""
-    from socialcredit.kernel.layout import T_REPAY_THR
-
     R = int(P[D_R])
     out = np.zeros(N_SCR, dtype=np.uint32)
     act = P[P[OFF_O + T_ACT_TOTAL]:][:2 * R].reshape(R, 2)
@@ -195,7 +201,7 @@ def recheck(g0, li0, nb, dc, P, st, pub, par, kind, scr):  # type: ignore[no-unt
         j = np.int64(work[q])
         p = np.int64(pub[par, li0 + j])
         if flags[j] == 2 and (p >> 31) == 0:
-            t_req = P[o_svc + kind * 128 + ((p >> 8) & 127)]
+            t_req = P[o_svc + svc_row(kind, word_bands(p))]
             flags[j] = 1 if np.int64(svc[j]) < t_req else 0
         else:
             index[m] = j  # (index is free until the end: a list of those to read)
@@ -288,7 +294,7 @@ def run_day(cursor, end, P, ctx, st, pub, rep, popt, cnt, ev, thr, scratch):  # 
                     # a lone request: the region from the population, the bands from the
                     # public word (from the record while something waits)
                     p = np.int64(pub[par, li])
-                    bnd = (p >> 8) & 127 if (p >> 31) == 0 else np.int64(st[li]['bands'])
+                    bnd = word_bands(p) if (p >> 31) == 0 else np.int64(st[li]['bands'])
                     rk = region_of(i, popt) * 2 + kind
                     if not plain_grant(i, li, np.int64(scr[ROW_SVC, j]), rk, bnd, p, P, ctx,
                                        rep, popt, counters, events):

@@ -735,6 +735,13 @@ def false_entries(p):  # type: ignore[no-untyped-def]
 
 
 @register_jitable
+def word_bands(p):  # type: ignore[no-untyped-def]
+    """The bands a public word carries: meaningful for a subject on no list with nothing
+    waiting (bits 0-7 and 31 clear), the seven bits request rates depend on (``svc_row``)."""
+    return (p >> 8) & 127
+
+
+@register_jitable
 def wake_day(w1, w2, t):  # type: ignore[no-untyped-def]
     """The day (mod 256) on which the first of a delayed record ``w1`` and an appeal ``w2``
     (0: none) falls due after day t: the step takes each on the first later day whose index
