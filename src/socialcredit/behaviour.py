@@ -268,24 +268,30 @@ def _band_values(kind: int, bands: int) -> dict[str, int]:
 
 def _service_tables(services: list, svc_kind: np.ndarray, svc_param: Any,
                     fb: Any) -> dict[str, np.ndarray]:
-    """Service request thresholds for every kind and bands row (``kernel.step.svc_row``).
+    """Service request thresholds for every month, kind and bands row
+    (``kernel.step.svc_row``).
 
     A subject's day draw falls in at most one service's interval; the intervals are laid out
-    end to end with their exact widths *for the subject's bands*, so a draw that lands in an
-    interval is a request (no rejection step) and the quiet path of the kernel can tell a
-    day without a request from one number, ``svc_total_b``. Age bands that do not ask get
-    width 0; a draw in the interval of a service out of its season is no request. The rates
-    depend on the kind and on the income, education, age and urban bands only (not on the
-    region or on consent), so the rows are ``kind * 128 + (bands & 127)``: small tables
-    that stay in the processor's cache."""
+    end to end with their exact widths *for the month and the subject's bands*, so a draw
+    that lands in an interval is a request (no rejection step) and the quiet path of the
+    kernel can tell a day without a request from one number, ``svc_total_b``. A service out
+    of its season, and age bands that do not ask, get width 0. The rates depend on the
+    month, the kind and the income, education, age and urban bands only (not on the region
+    or on consent), so the rows are ``(month0 * 2 + kind) * 128 + (bands & 127)``, of which
+    one day reads 256: small tables that stay in the processor's cache. Each row is padded
+    to a multiple of ``SVC_LANES`` services (the padding never starts at or below a draw), so
+    that the kernel finds the interval with a fixed number of vector compares."""
+    from socialcredit.kernel.step import SVC_LANES, SVC_PAD, svc_width
+
     S = len(services)
-    thr_b = np.zeros((2, 128, S), dtype=np.int64)
-    months = np.zeros(S, dtype=np.int64)
+    W = svc_width(S)
+    year = np.zeros((2, 128, S), dtype=np.int64)
+    months = np.zeros((12, S), dtype=bool)
     retry = np.zeros(S, dtype=np.int64)
     econ = np.zeros(S, dtype=np.int64)
     for k, s in enumerate(services):
         ms = list(_get(s, "months", None) or range(1, 13))
-        months[k] = sum(1 << (m - 1) for m in ms)
+        months[[m - 1 for m in ms], k] = True
         ages = set(_get(s, "ages", None) or [1, 2, 3])
         per_year = float(svc_param(s, "requests_per_year", 0.0)) * 12.0 / len(ms)
         base = _daily(per_year)
@@ -301,14 +307,17 @@ def _service_tables(services: list, svc_kind: np.ndarray, svc_param: Any,
             thr = base
             for ax in axes:
                 thr = (thr * mods[ax][bv[ax]]) >> 8
-            thr_b[kd, b, k] = thr
-    base_b = np.zeros_like(thr_b)
-    base_b[..., 1:] = np.cumsum(thr_b, axis=-1)[..., :-1]
+            year[kd, b, k] = thr
+    thr_b = np.zeros((12, 2, 128, W), dtype=np.int64)
+    thr_b[..., :S] = year[None] * months[:, None, None, :]
+    base_b = np.full_like(thr_b, SVC_PAD)
+    base_b[..., :S] = np.cumsum(thr_b[..., :S], axis=-1) - thr_b[..., :S]
     total_b = thr_b.sum(axis=-1)
     if total_b.max(initial=0) > ONE:
         raise ValueError("service request rates are too high: more than one request a day")
+    assert W % SVC_LANES == 0
     return {"svc_thr_b": thr_b, "svc_base_b": base_b, "svc_total_b": total_b,
-            "svc_months": months, "svc_retry_thr": retry, "svc_economic": econ}
+            "svc_retry_thr": retry, "svc_economic": econ}
 
 
 def _plain_table(policy: PolicyTables, S: int) -> np.ndarray:

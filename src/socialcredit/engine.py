@@ -241,7 +241,13 @@ class CpuBackend:
                  event_capacity: int = 1 << 16):
         import numba
 
-        from socialcredit.kernel.cpu import EVENT_MARGIN, N_ROWS, SCREEN_BLOCK, screen_thresholds
+        from socialcredit.kernel.cpu import (
+            EVENT_MARGIN,
+            N_ROWS,
+            SCREEN_BLOCK,
+            representatives,
+            screen_thresholds,
+        )
 
         self.model = model
         self.shard = shard
@@ -273,6 +279,7 @@ class CpuBackend:
         self.scratch = np.zeros((nchunks, N_ROWS, SCREEN_BLOCK), dtype=np.uint32)
         pop = model.population
         self.rep = np.ascontiguousarray(pop.rep[shard.b_lo:shard.b_hi])
+        self.reps = representatives(self.rep, shard.c_lo, nc)
         self.popt = pop.popt
         self._load()
 
@@ -283,8 +290,8 @@ class CpuBackend:
 
         done = self.ends.copy()
         run_day(done, self.ends, self.model.packed.P, np.zeros(N_CTX, dtype=np.int64),
-                self.state["st"], self.state["pub"], self.rep, self.popt, self.cnt, self.ev,
-                self.scr, self.scratch)
+                self.state["st"], self.state["pub"], self.rep, self.reps, self.popt, self.cnt,
+                self.ev, self.scr, self.scratch)
         self.cnt[:] = 0
 
     def run_day(self, t: int, calendar: Calendar) -> DayResult:
@@ -299,7 +306,7 @@ class CpuBackend:
         while True:
             self.cnt[:, :CNT_BASE] = 0
             run_day(cursor, self.ends, pk.P, ctx, self.state["st"], self.state["pub"], self.rep,
-                    self.popt, self.cnt, self.ev, self.scr, self.scratch)
+                    self.reps, self.popt, self.cnt, self.ev, self.scr, self.scratch)
             if self.emit:
                 if self.cnt[:, 1].any():
                     raise RuntimeError("event buffer overflow")

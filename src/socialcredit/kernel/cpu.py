@@ -40,6 +40,7 @@ from socialcredit.kernel.layout import (
 from socialcredit.kernel.step import (
     C_BUSY,
     C_EMIT,
+    C_MONTH,
     C_MONTH_START,
     C_NCIT,
     C_T,
@@ -50,6 +51,7 @@ from socialcredit.kernel.step import (
     day_consts,
     loc,
     plain_grant,
+    plain_request,
     step_full,
     step_with,
     svc_row,
@@ -81,22 +83,24 @@ assert SCREEN_BLOCK <= FULL
 
 
 def screen_thresholds(P: np.ndarray) -> np.ndarray:
-    """The screen's thresholds for a packed table array (see ``SCR_*``).
+    """The screen's thresholds for a packed table array, one row per month (see ``SCR_*``).
 
     A threshold of 2**32 or more (an event sure to happen) cannot be screened in 32 bits;
     then screening is off and every subject takes the exact step."""
     R = int(P[D_R])
-    out = np.zeros(N_SCR, dtype=np.uint32)
+    out = np.zeros((12, N_SCR), dtype=np.uint32)
     act = P[P[OFF_O + T_ACT_TOTAL]:][:2 * R].reshape(R, 2)
     pair = P[P[OFF_O + T_PAIR_TOTAL]:][:2 * R].reshape(R, 2)
-    svc = P[P[OFF_O + T_SVC_TOTAL_B]:][:2 * 128].reshape(2, 128)
+    svc = P[P[OFF_O + T_SVC_TOTAL_B]:][:12 * 2 * 128].reshape(12, 2, 128)
     repay = int(P[P[OFF_O + T_REPAY_THR]])
-    highs = [int(act[:, k].max()) for k in (0, 1)] + [int(pair[:, k].max()) for k in (0, 1)] + \
-        [int(svc[k].max()) for k in (0, 1)] + [repay]
-    if max(highs) >= 1 << 32 or min(highs) < 0:
-        return out
-    out[:SCR_ON] = highs
-    out[SCR_ON] = 1
+    for m in range(12):
+        highs = [int(act[:, k].max()) for k in (0, 1)] + \
+            [int(pair[:, k].max()) for k in (0, 1)] + [int(svc[m, k].max()) for k in (0, 1)] + \
+            [repay]
+        if max(highs) >= 1 << 32 or min(highs) < 0:
+            return np.zeros((12, N_SCR), dtype=np.uint32)
+        out[m, :SCR_ON] = highs
+        out[m, SCR_ON] = 1
     return out
 
 
@@ -183,7 +187,8 @@ def recheck(g0, li0, nb, dc, P, st, pub, par, kind, scr):  # type: ignore[no-unt
     The others are decided from their records, with the same test as the step's on the draws
     the screen kept, all records being fetched first (many at once instead of one after the
     other, which is what makes a scattered few cheap)."""
-    t, busy, month_start, year_start, year, n_cit, k_acts, k_svc, o_act, o_pair, thr_rep, o_svc = dc
+    (t, busy, month_start, year_start, year, month, n_cit, k_acts, k_svc, o_act, o_pair, thr_rep,
+     o_svc) = dc
     flags = scr[ROW_FLAG]
     index = scr[ROW_INDEX]
     work = scr[ROW_WORK]
@@ -201,7 +206,7 @@ def recheck(g0, li0, nb, dc, P, st, pub, par, kind, scr):  # type: ignore[no-unt
         j = np.int64(work[q])
         p = np.int64(pub[par, li0 + j])
         if flags[j] == 2 and (p >> 31) == 0:
-            t_req = P[o_svc + svc_row(kind, word_bands(p))]
+            t_req = P[o_svc + svc_row(month, kind, word_bands(p))]
             flags[j] = 1 if np.int64(svc[j]) < t_req else 0
         else:
             index[m] = j  # (index is free until the end: a list of those to read)
@@ -222,7 +227,7 @@ def recheck(g0, li0, nb, dc, P, st, pub, par, kind, scr):  # type: ignore[no-unt
         rk = np.int64(rec['region']) * 2 + kind
         t_act = P[o_act + rk]
         t_pair = P[o_pair + rk]
-        t_req = P[o_svc + svc_row(kind, np.int64(rec['bands']))]
+        t_req = P[o_svc + svc_row(month, kind, np.int64(rec['bands']))]
         other = np.int64((p & QUIET_MASK) != 0)
         other += np.int64(w1 != 0) * np.int64(((w1 >> 13) & 1023) == tm)
         other += np.int64(w2 != 0) * np.int64(((w2 >> 13) & 1023) == tm)
@@ -242,11 +247,13 @@ def recheck(g0, li0, nb, dc, P, st, pub, par, kind, scr):  # type: ignore[no-unt
 
 
 @njit(parallel=True, cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
-def run_day(cursor, end, P, ctx, st, pub, rep, popt, cnt, ev, thr, scratch):  # type: ignore[no-untyped-def]
+def run_day(cursor, end, P, ctx, st, pub, rep, reps, popt, cnt, ev, thr, scratch):  # type: ignore[no-untyped-def]
     """Advance every chunk from ``cursor[c]`` towards ``end[c]`` by one day of the step.
 
-    ``thr`` holds the screen's thresholds (:func:`screen_thresholds`), ``scratch`` one block
-    of working space per chunk (uint32[chunks, N_ROWS, SCREEN_BLOCK])."""
+    ``reps`` has bit ``li & 7`` of byte ``li >> 3`` set where the shard's citizen ``li``
+    represents one of its businesses (:func:`representatives`); ``thr`` holds the screen's
+    thresholds (:func:`screen_thresholds`), ``scratch`` one block of working space per chunk
+    (uint32[chunks, N_ROWS, SCREEN_BLOCK])."""
     for c in prange(cursor.shape[0]):
         g = cursor[c]
         stop = end[c]
@@ -256,21 +263,22 @@ def run_day(cursor, end, P, ctx, st, pub, rep, popt, cnt, ev, thr, scratch):  # 
         scr = scratch[c]
         index = scr[ROW_INDEX]
         dc = day_consts(P, ctx)
-        k_acts = dc[6]
-        k_svc = dc[7]
+        k_acts = dc[7]
+        k_svc = dc[8]
         emitting = ctx[C_EMIT] != 0
         # a chunk lies within the citizens or within the businesses: local = global - shift
         shift = g - loc(g, ctx) if g < stop else 0
         kind = 1 if g >= ctx[C_NCIT] else 0
         par = ctx[C_T] & 1
-        screening = thr[SCR_ON] != 0 and ctx[C_BUSY] == 0 and ctx[C_YEAR_START] == 0
+        tm = thr[ctx[C_MONTH] - 1]
+        screening = tm[SCR_ON] != 0 and ctx[C_BUSY] == 0 and ctx[C_YEAR_START] == 0
         grading = np.uint32(1 if ctx[C_MONTH_START] != 0 else 0)
         today = np.uint32(ctx[C_T] & 255)
         while g < stop:
             nb = min(SCREEN_BLOCK, stop - g)
             if screening:
-                screen(g, g - shift, nb, k_acts, k_svc, pub, par, thr[SCR_ACT + kind],
-                       thr[SCR_PAIR + kind], thr[SCR_SVC + kind], thr[SCR_REPAY], grading,
+                screen(g, g - shift, nb, k_acts, k_svc, pub, par, tm[SCR_ACT + kind],
+                       tm[SCR_PAIR + kind], tm[SCR_SVC + kind], tm[SCR_REPAY], grading,
                        today, scr)
                 n = recheck(g, g - shift, nb, dc, P, st, pub, par, kind, scr)
             else:
@@ -288,22 +296,36 @@ def run_day(cursor, end, P, ctx, st, pub, rep, popt, cnt, ev, thr, scratch):  # 
                 li = i - shift
                 if not screening:
                     step_with(i, li, dc, P, ctx, st, pub, rep, popt, counters, events)
-                elif v >= FULL:
-                    step_full(i, li, P, ctx, st, pub, rep, popt, counters, events)
-                else:
+                    continue
+                d = 0
+                if v < FULL:
                     # a lone request: the region from the population, the bands from the
                     # public word (from the record while something waits)
                     p = np.int64(pub[par, li])
                     bnd = word_bands(p) if (p >> 31) == 0 else np.int64(st[li]['bands'])
                     rk = region_of(i, popt) * 2 + kind
-                    if not plain_grant(i, li, np.int64(scr[ROW_SVC, j]), rk, bnd, p, P, ctx,
-                                       rep, popt, counters, events):
-                        step_full(i, li, P, ctx, st, pub, rep, popt, counters, events)
-                    # (the screen has already copied the public word of a plain grant)
+                    d = plain_request(np.int64(scr[ROW_SVC, j]), rk, bnd, p, P, ctx)
+                    if (d & 3) == 2:
+                        d -= 1 + ((reps[li >> 3] >> (li & 7)) & 1)
+                    if d >= 0 and (d & 3) == 1:
+                        plain_grant(i, d >> 2, rk, bnd, P, ctx, counters, events)
+                    # (the screen has already copied the public word of a quiet subject)
+                if d >= 0 and (d & 3) == 0:
+                    step_full(i, li, P, ctx, st, pub, rep, popt, counters, events)
             g += done
             if done < nb:
                 break
         cursor[c] = g
+
+
+def representatives(rep: np.ndarray, c_lo: int, n_citizens: int) -> np.ndarray:
+    """The bitmap ``run_day`` reads: bit ``k & 7`` of byte ``k >> 3`` set where citizen
+    ``c_lo + k`` is the legal representative of a business in ``rep``."""
+    out = np.zeros((n_citizens + 7) // 8 + 1, dtype=np.uint8)
+    k = rep.astype(np.int64) - c_lo
+    k = k[(k >= 0) & (k < n_citizens)]
+    np.bitwise_or.at(out, k >> 3, (1 << (k & 7)).astype(np.uint8))
+    return out
 
 
 assert DIRTY_BIT == 1 << 30  # the screen reads the dirty bit as ``p >> 30``

@@ -198,7 +198,6 @@ from socialcredit.kernel.layout import (
     T_SVC_BASE_B,
     T_SVC_ECONOMIC,
     T_SVC_MEASURES,
-    T_SVC_MONTHS,
     T_SVC_NMEASURES,
     T_SVC_PLAIN,
     T_SVC_RETRY_THR,
@@ -404,60 +403,76 @@ def find_interval(P, t_index, t_count, t_base, t_max, r, kind, width, u):  # typ
     return -1
 
 
+#: Services compared at a time when finding a request's service (a row of the service tables
+#: is padded to a multiple of this).
+SVC_LANES = 8
+#: The start of a padding interval: above every draw, so it is never counted.
+SVC_PAD = 1 << 62
+
+
 @register_jitable
-def svc_row(kind, bnd):  # type: ignore[no-untyped-def]
-    """The row of the service tables for a kind and bands byte (``behaviour``): request rates
-    depend on the bands but not on the region or the consent bit."""
-    return kind * 128 + (bnd & 127)
+def svc_width(S):  # type: ignore[no-untyped-def]
+    """The length of a row of the service tables for S services (padded to ``SVC_LANES``)."""
+    return (S + SVC_LANES - 1) // SVC_LANES * SVC_LANES
+
+
+@register_jitable
+def svc_row(month, kind, bnd):  # type: ignore[no-untyped-def]
+    """The row of the service tables for a month (1-12), a kind and a bands byte
+    (``behaviour``): request rates depend on the season and the bands but not on the region
+    or the consent bit."""
+    return ((month - 1) * 2 + kind) * 128 + (bnd & 127)
 
 
 @register_jitable
 def find_service(P, rb, Sv, u):  # type: ignore[no-untyped-def]
-    """The service whose interval (laid out for the subject's region, kind and bands) holds u,
-    or -1: the last interval starting at or below u, found by counting the starts (see
-    :func:`find_interval`; here the starts are contiguous, so the count vectorises)."""
-    bases = P[OFF_O + T_SVC_BASE_B] + rb * Sv
+    """The service whose interval (laid out for the month, the subject's kind and bands)
+    holds u, or -1: the last interval starting at or below u, found by counting the starts
+    (see :func:`find_interval`) a fixed ``SVC_LANES`` at a time, which the compiler turns
+    into vector compares."""
+    W = svc_width(Sv)
+    b0 = P[OFF_O + T_SVC_BASE_B] + rb * W
+    row = P[b0:b0 + W]
     pos = 0
-    for k in range(Sv):
-        pos += 1 if P[bases + k] <= u else 0
+    for k0 in range(0, W, SVC_LANES):
+        for m in range(SVC_LANES):
+            pos += np.int64(row[np.uint64(k0 + m)] <= u)
     if pos == 0:
         return -1
     s = pos - 1
-    if u < P[bases + s] + P[P[OFF_O + T_SVC_THR_B] + rb * Sv + s]:
+    if u < row[s] + P[P[OFF_O + T_SVC_THR_B] + rb * W + s]:
         return s
     return -1
 
 
 @register_jitable(inline="always")
-def plain_grant(i, li, u, rk, bnd, p_in, P, ctx, rep, popt, cnt, ev):  # type: ignore[no-untyped-def]
-    """Decide a request on the quiet path when no measure can touch it: an unlisted subject
-    whose grade triggers no measure of the service, and no measure reaching through its
-    group applies (``svc_plain``). Counts and logs it exactly as :func:`decide` would; returns
-    False when the full step must decide. A draw that falls between services' intervals, or
-    on a service out of its season, is no request at all (as in the full step)."""
+def plain_request(u, rk, bnd, p_in, P, ctx):  # type: ignore[no-untyped-def]
+    """How the quiet path may decide the request of an unlisted subject whose service draw
+    is u: -1 when the draw is no request at all (as in the full step), else ``s * 4 + f``
+    for service s and ``svc_plain``'s f: 1 when no measure can touch the request (grant it
+    with :func:`plain_grant`), 2 when one could only if the citizen represents a business
+    (grant it if it represents none), 0 when the full step must decide."""
     Sv = P[D_S]
-    rb = svc_row(rk & 1, bnd)
-    s = find_service(P, rb, Sv, u)
-    if s < 0 or ((P[P[OFF_O + T_SVC_MONTHS] + s] >> (ctx[C_MONTH] - 1)) & 1) == 0:
-        return True
     kind = rk & 1
-    r = rk >> 1
+    s = find_service(P, svc_row(ctx[C_MONTH], kind, bnd), Sv, u)
+    if s < 0:
+        return -1
     kidx = 2 if kind == 1 else (1 if ((bnd >> 4) & 3) == 0 else 0)
+    er = ctx[C_E] * P[D_R] + (rk >> 1)
     g = (p_in >> 16) & 15
-    er = ctx[C_E] * P[D_R] + r
-    flag = P[P[OFF_O + T_SVC_PLAIN] + ((er * 3 + kidx) * 16 + g) * Sv + s]
-    if flag == 0:
-        return False
-    if flag == 2:
-        b_lo, b_hi = represented_range(i, r, rep, popt, ctx[C_NCIT] + ctx[C_BLO])
-        if b_hi > b_lo:
-            return False
+    return s * 4 + P[P[OFF_O + T_SVC_PLAIN] + ((er * 3 + kidx) * 16 + g) * Sv + s]
+
+
+@register_jitable(inline="always")
+def plain_grant(i, s, rk, bnd, P, ctx, cnt, ev):  # type: ignore[no-untyped-def]
+    """Grant subject i's request for service s on the quiet path (see
+    :func:`plain_request`): counted and logged exactly as :func:`decide` would."""
+    kind = rk & 1
     band = bnd & 3 if kind == 1 else (bnd & 3) * 2 + ((bnd >> 6) & 1)
     cell = rk * (CELLS_PER_REGION // 2) + band
     count(P, cnt, cell, M_REQUESTS, 0, 1)
     count(P, cnt, cell, M_DECISIONS, s * 3 + OUT_GRANTED, 1)
     emit(ctx, ev, cnt, EV_DECISION, i, s, OUT_GRANTED, -1, 0)
-    return True
 
 
 @register_jitable
@@ -828,7 +843,7 @@ def decide(i, li, s, kind, age, mem, grades, er, P, st, pub, ctx, rep, popt):  #
 def day_consts(P, ctx):  # type: ignore[no-untyped-def]
     """What every subject's quiet check reads, loaded once per day (and per worker)."""
     return (ctx[C_T], ctx[C_BUSY], ctx[C_MONTH_START], ctx[C_YEAR_START], ctx[C_YEAR],
-            ctx[C_NCIT], key_of(ctx, C_KEY_ACTS), key_of(ctx, C_KEY_SVC),
+            ctx[C_MONTH], ctx[C_NCIT], key_of(ctx, C_KEY_ACTS), key_of(ctx, C_KEY_SVC),
             P[OFF_O + T_ACT_TOTAL], P[OFF_O + T_PAIR_TOTAL], P[P[OFF_O + T_REPAY_THR]],
             P[OFF_O + T_SVC_TOTAL_B])
 
@@ -847,7 +862,8 @@ def step_with(i, li, dc, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[n
     touch, nothing due, no list to serve, no grade to move. Those take the quiet path, which
     draws the same numbers the full step would and leaves the state exactly as the full step
     would have; everything else takes :func:`step_full`."""
-    t, busy, month_start, year_start, year, n_cit, k_acts, k_svc, o_act, o_pair, repay, o_svc = dc
+    t, busy, month_start, year_start, year, month, n_cit, k_acts, k_svc, o_act, o_pair, repay, \
+        o_svc = dc
     if busy == 0:
         par = t & 1
         p_in = np.int64(pub[par, li])
@@ -873,12 +889,17 @@ def step_with(i, li, dc, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[n
                     if ob == 0 or u32(rng.sub_hash(h, np.uint64(DRAW_REPAY))) >= repay:
                         h2 = rng.subject_hash(k_svc, np.uint64(i))
                         bnd = np.int64(rec['bands'])
-                        rb = svc_row(rk & 1, bnd)
                         u = u32(h2)
-                        if u >= P[o_svc + rb]:
-                            pub[1 - par, li] = np.uint32(p_in)
-                            return
-                        if plain_grant(i, li, u, rk, bnd, p_in, P, ctx, rep, popt, cnt, ev):
+                        d = -1
+                        if u < P[o_svc + svc_row(month, rk & 1, bnd)]:
+                            d = plain_request(u, rk, bnd, p_in, P, ctx)
+                        if (d & 3) == 2:
+                            b_lo, b_hi = represented_range(i, rk >> 1, rep, popt,
+                                                           n_cit + ctx[C_BLO])
+                            d -= 1 if b_hi == b_lo else 2
+                        if d < 0 or (d & 3) == 1:
+                            if d >= 0:
+                                plain_grant(i, d >> 2, rk, bnd, P, ctx, cnt, ev)
                             pub[1 - par, li] = np.uint32(p_in)
                             return
     step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev)
@@ -1201,18 +1222,17 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
     # phase 7-8: service requests and decisions (others are read as of the start of the day)
     h2 = rng.subject_hash(key_of(ctx, C_KEY_SVC), np.uint64(i))
     u = u32(h2)
-    rb = svc_row(kind, bnd)
+    rb = svc_row(month, kind, bnd)
     if u < P[P[OFF_O + T_SVC_TOTAL_B] + rb]:
         s0 = find_service(P, rb, Sv, u)
+        W = svc_width(Sv)
         for s in range(max(s0, 0), s0 + 1):
-            if ((P[P[OFF_O + T_SVC_MONTHS] + s] >> (month - 1)) & 1) == 0:
-                break
             if (mem & 255) != 0:
                 # a subject who knows it is listed asks less
                 if u32lo(rng.sub_hash(h2, np.uint64(DRAW_AWARE))) < P[P[OFF_O + T_AWARE_THR]]:
-                    thr = mod(P[P[OFF_O + T_SVC_THR_B] + rb * Sv + s],
+                    thr = mod(P[P[OFF_O + T_SVC_THR_B] + rb * W + s],
                               P[P[OFF_O + T_LISTED_REQUEST_FACTOR]])
-                    if u - P[P[OFF_O + T_SVC_BASE_B] + rb * Sv + s] >= thr:
+                    if u - P[P[OFF_O + T_SVC_BASE_B] + rb * W + s] >= thr:
                         break
             res = decide(i, li, s, kind, age, mem, grades, er, P, st, pub, ctx, rep, popt)
             outcome = res // 1048576
