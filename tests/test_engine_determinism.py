@@ -10,12 +10,35 @@ import numba
 import numpy as np
 import pytest
 
-from socialcredit.engine import Shard, build_model, run_memory
+from socialcredit.engine import (
+    Calendar,
+    Shard,
+    build_model,
+    make_backend,
+    new_state,
+    run_memory,
+    whole,
+)
 from socialcredit.errors import UserError
-from socialcredit.kernel.layout import EMIT_ALL, EV_DECISION, EV_LEDGER, EV_LIST
+from socialcredit.kernel.cpu import SCR_ON
+from socialcredit.kernel.layout import (
+    EMIT_ALL,
+    EV_DECISION,
+    EV_LEDGER,
+    EV_LIST,
+    EV_OVERRIDE,
+    EXIT_OBLIGATION,
+    EXIT_REPAIR,
+    EXIT_TERM,
+    LIST_ENTER,
+    LIST_EXIT,
+    LIST_EXTEND,
+)
 from socialcredit.run import simulate
 from socialcredit.scenario import Scenario
 from socialcredit.store import Run
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def busy_default(*, citizens: int, days: int, burn_in: int, act_scale: float = 4.0) -> Scenario:
@@ -69,6 +92,41 @@ def test_one_and_two_threads_give_identical_results(model: Any, whole_run: Any) 
         assert np.array_equal(one.state[name], two.state[name])
     assert np.array_equal(one.counts, whole_run.counts)
     assert_same_events(one.events, whole_run.events)
+
+
+def test_the_screening_driver_is_the_step_of_every_subject() -> None:
+    """The CPU driver settles most subject-days without the step: the screen, the recheck
+    (idle listed subjects included), plain grants. With screening off every subject takes
+    the step; the run must be the same, day by day and in the final state. Lists turn over
+    within weeks here (``fixtures/quick_lists.yaml``), so that every way of leaving a list,
+    and the move from one to another, happens to subjects the recheck has to judge."""
+    data = busy_default(citizens=10000, days=120, burn_in=40, act_scale=10.0).to_dict()
+    data["reforms"] = [str(FIXTURES / "quick_lists.yaml")]
+    model = build_model(Scenario.from_dict(data))
+    screened = run_memory(model, emit=EMIT_ALL)
+    shard = whole(model)
+    state = new_state(model, shard)
+    be = make_backend("cpu", model, shard, state, emit=EMIT_ALL)
+    assert be.scr[:, SCR_ON].all()
+    be.scr[:] = 0  # every subject takes the step
+    cal = Calendar(model)
+    for t in range(model.total_days):
+        res = be.run_day(t, cal)
+        assert np.array_equal(res.counts, screened.counts[t]), f"day {t}: the counters differ"
+        assert np.array_equal(res.events, screened.events[t]), f"day {t}: the events differ"
+    for name in ("st", "pub"):
+        assert np.array_equal(state[name], screened.state[name])
+    # worth something only if lists were entered (also from another list), extended and
+    # left in every way, and grades forced
+    ev = np.concatenate(screened.events)
+    lists = ev[ev[:, 0] == EV_LIST]
+    exits = set(lists[lists[:, 3] == LIST_EXIT, 4].tolist())
+    assert {EXIT_TERM, EXIT_OBLIGATION, EXIT_REPAIR} <= exits
+    serious = model.policy.list_names.index("serious_dishonesty")
+    assert ((lists[:, 2] == serious) & (lists[:, 3] == LIST_ENTER)).sum() > 20
+    assert (lists[:, 3] == LIST_EXTEND).any()
+    assert (ev[:, 0] == EV_OVERRIDE).sum() > 5
+    assert ((screened.state["pub"][0] & 255) != 0).sum() > 200
 
 
 @pytest.mark.parametrize("n_shards", [2, 3])

@@ -59,7 +59,7 @@ class DailyCollector:
         self.stock = stock_mask(model)
         self.level = np.zeros((model.n_cells, model.n_metrics), dtype=np.int64)
         self.census = np.zeros(model.n_metrics, dtype=np.int64)
-        self.rows: list[tuple[int, np.ndarray]] = []
+        self.rows: list[tuple[int, np.ndarray]] = []  # (day, counts[column, cell])
         self.active: np.ndarray | None = None
         subj = model.packed.MO[LY.M_SUBJECTS]
         self._subjects_col = int(subj)
@@ -73,7 +73,9 @@ class DailyCollector:
             return
         self.census += np.where(self.stock, 0, counts.sum(axis=0))
         row = np.where(self.stock[None, :], self.level, counts)[self.active]
-        self.rows.append((int(m.first_day + t), row))
+        # kept column by column: the table is built from columns, and gathering each column
+        # from rows at the end would read the whole buffer once per column
+        self.rows.append((int(m.first_day + t), np.ascontiguousarray(row.T)))
 
     def take(self) -> pa.Table | None:
         """The buffered days as a table (and forget them)."""
@@ -84,7 +86,7 @@ class DailyCollector:
         cells = self.active
         nd = len(self.rows)
         days = np.repeat(np.array([d for d, _ in self.rows], dtype=np.int32), len(cells))
-        data = np.concatenate([r for _, r in self.rows])
+        data = np.concatenate([r for _, r in self.rows], axis=1)  # [column, row]
         self.rows = []
         per_region = LY.CELLS_PER_REGION
         region = cells // per_region
@@ -106,7 +108,7 @@ class DailyCollector:
             "size": pa.array(band_col.astype(np.int8), mask=citizen),
         }
         for k, name in enumerate(self.names):
-            cols[name] = pa.array(data[:, k])
+            cols[name] = pa.array(data[k])
         return pa.table(cols)
 
     def census_dict(self) -> dict[str, Any]:

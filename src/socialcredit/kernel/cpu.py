@@ -34,6 +34,7 @@ from socialcredit.kernel.layout import (
     OFF_O,
     T_ACT_TOTAL,
     T_PAIR_TOTAL,
+    T_REPAY_LISTED_MOD,
     T_REPAY_THR,
     T_SVC_TOTAL_B,
 )
@@ -49,7 +50,9 @@ from socialcredit.kernel.step import (
     DRAW_REPAY,
     QUIET_MASK,
     day_consts,
+    held_quiet,
     loc,
+    mod,
     plain_grant,
     plain_request,
     step_full,
@@ -187,8 +190,10 @@ def recheck(g0, li0, nb, dc, P, st, pub, par, kind, scr):  # type: ignore[no-unt
     The others are decided from their records, with the same test as the step's on the draws
     the screen kept, all records being fetched first (many at once instead of one after the
     other, which is what makes a scattered few cheap)."""
-    (t, busy, month_start, year_start, year, month, n_cit, k_acts, k_svc, o_act, o_pair, thr_rep,
-     o_svc) = dc
+    (t, busy, month_start, year_start, year, month, er0, n_cit, k_acts, k_svc, o_act, o_pair,
+     thr_rep, o_svc) = dc
+    # a listed subject meets its obligations faster (the full step's repayment threshold)
+    thr_rep_listed = mod(thr_rep, P[P[OFF_O + T_REPAY_LISTED_MOD]])
     flags = scr[ROW_FLAG]
     index = scr[ROW_INDEX]
     work = scr[ROW_WORK]
@@ -228,15 +233,22 @@ def recheck(g0, li0, nb, dc, P, st, pub, par, kind, scr):  # type: ignore[no-unt
         t_act = P[o_act + rk]
         t_pair = P[o_pair + rk]
         t_req = P[o_svc + svc_row(month, kind, np.int64(rec['bands']))]
-        other = np.int64((p & QUIET_MASK) != 0)
-        other += np.int64(w1 != 0) * np.int64(((w1 >> 13) & 1023) == tm)
+        thr_r = thr_rep_listed if (p & 255) != 0 else thr_rep
+        other = np.int64(w1 != 0) * np.int64(((w1 >> 13) & 1023) == tm)
         other += np.int64(w2 != 0) * np.int64(((w2 >> 13) & 1023) == tm)
         other += grading * ((p >> 30) & 1)
         other += np.int64(np.int64(act_hi[j]) < t_act) + np.int64(np.int64(act_lo[j]) < t_pair)
-        other += np.int64((np.int64(rec['counts']) >> 4) != 0) * np.int64(np.int64(repay[j]) < thr_rep)
+        other += np.int64((np.int64(rec['counts']) >> 4) != 0) * np.int64(np.int64(repay[j]) < thr_r)
         req = np.int64(np.int64(svc[j]) < t_req)
-        # a request alone may be granted plainly; anything else needs the full step
-        flags[j] = 2 if other != 0 else req
+        if (p & QUIET_MASK) != 0:
+            # on a list or with a forced grade: quiet only if nothing at all is due
+            quiet = other == 0 and req == 0 and held_quiet(
+                rec, p, rng.subject_hash(k_acts, np.uint64(g0 + j)), t,
+                er0 + np.int64(rec['region']), P)
+            flags[j] = 0 if quiet else 2
+        else:
+            # a request alone may be granted plainly; anything else needs the full step
+            flags[j] = 2 if other != 0 else req
     n = 0
     for q in range(k):
         j = np.int64(work[q])
@@ -263,8 +275,8 @@ def run_day(cursor, end, P, ctx, st, pub, rep, reps, popt, cnt, ev, thr, scratch
         scr = scratch[c]
         index = scr[ROW_INDEX]
         dc = day_consts(P, ctx)
-        k_acts = dc[7]
-        k_svc = dc[8]
+        k_acts = dc[8]
+        k_svc = dc[9]
         emitting = ctx[C_EMIT] != 0
         # a chunk lies within the citizens or within the businesses: local = global - shift
         shift = g - loc(g, ctx) if g < stop else 0

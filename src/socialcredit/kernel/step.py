@@ -843,9 +843,9 @@ def decide(i, li, s, kind, age, mem, grades, er, P, st, pub, ctx, rep, popt):  #
 def day_consts(P, ctx):  # type: ignore[no-untyped-def]
     """What every subject's quiet check reads, loaded once per day (and per worker)."""
     return (ctx[C_T], ctx[C_BUSY], ctx[C_MONTH_START], ctx[C_YEAR_START], ctx[C_YEAR],
-            ctx[C_MONTH], ctx[C_NCIT], key_of(ctx, C_KEY_ACTS), key_of(ctx, C_KEY_SVC),
-            P[OFF_O + T_ACT_TOTAL], P[OFF_O + T_PAIR_TOTAL], P[P[OFF_O + T_REPAY_THR]],
-            P[OFF_O + T_SVC_TOTAL_B])
+            ctx[C_MONTH], ctx[C_E] * P[D_R], ctx[C_NCIT], key_of(ctx, C_KEY_ACTS),
+            key_of(ctx, C_KEY_SVC), P[OFF_O + T_ACT_TOTAL], P[OFF_O + T_PAIR_TOTAL],
+            P[P[OFF_O + T_REPAY_THR]], P[OFF_O + T_SVC_TOTAL_B])
 
 
 @register_jitable(inline="always")
@@ -862,8 +862,8 @@ def step_with(i, li, dc, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[n
     touch, nothing due, no list to serve, no grade to move. Those take the quiet path, which
     draws the same numbers the full step would and leaves the state exactly as the full step
     would have; everything else takes :func:`step_full`."""
-    t, busy, month_start, year_start, year, month, n_cit, k_acts, k_svc, o_act, o_pair, repay, \
-        o_svc = dc
+    t, busy, month_start, year_start, year, month, er0, n_cit, k_acts, k_svc, o_act, o_pair, \
+        repay, o_svc = dc
     if busy == 0:
         par = t & 1
         p_in = np.int64(pub[par, li])
@@ -903,6 +903,72 @@ def step_with(i, li, dc, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[n
                             pub[1 - par, li] = np.uint32(p_in)
                             return
     step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev)
+
+
+#: What :func:`slot_due` finds: an exit (``1 + the exit's code``, its reason in
+#: ``SLOT_EXIT_REASON``), or ``SLOT_FROM + l2``, time on the list leading to list l2.
+SLOT_POLICY, SLOT_TERM, SLOT_OBLIGATION, SLOT_REPAIR = 7, 1, 2, 3
+SLOT_FROM = 16
+SLOT_EXIT_REASON = (EXIT_TERM, EXIT_OBLIGATION, EXIT_REPAIR, 0, 0, 0, EXIT_POLICY)
+
+
+@register_jitable
+def slot_due(rec, s, v, mem, ob, h, t, er, P, first):  # type: ignore[no-untyped-def]
+    """What happens today to list slot s (holding ``v``) of a listed subject with ``ob``
+    open obligations: 0 nothing; an exit (the list abolished, its term served, the
+    obligation met, credit repaired); or time on this list leading to a list l2 ≥ ``first``
+    that the subject is not on (``SLOT_FROM + l2``; with ``first`` > 0 the exits are not
+    looked at again). The full step acts on it; the CPU driver's recheck asks it whether an
+    idle listed subject's day changes anything at all."""
+    L = P[D_L]
+    lst = (v & 127) - 1
+    ll = er * L + lst
+    term = P[P[OFF_O + T_LIST_TERM] + ll]
+    sd = get_sd(rec, s)
+    since = sd - term if term > 0 else sd
+    if first > 0:
+        pass
+    elif P[P[OFF_O + T_LIST_ACTIVE] + ll] == 0:
+        return SLOT_POLICY
+    elif term > 0 and t >= sd:
+        return SLOT_TERM
+    # not on the day of entry (since == t); an extension moves sd, and so since, past
+    # the entry day, so "t > since" would hold a debtor who has paid until then
+    elif P[P[OFF_O + T_LIST_EXIT_OBLIGATION] + ll] != 0 and ob == 0 and t != since:
+        return SLOT_OBLIGATION
+    elif P[P[OFF_O + T_LIST_REPAIR_MIN] + ll] > 0 and ob == 0 and \
+            t - since >= P[P[OFF_O + T_LIST_REPAIR_MIN] + ll]:
+        hr = rng.sub_hash(h, np.uint64(DRAW_REPAIR + lst))
+        if u32(hr) < P[P[OFF_O + T_LIST_REPAIR_THR] + ll]:
+            return SLOT_REPAIR
+    # time on this list leads to another (e.g. abnormal operations -> serious list)
+    for l2 in range(first, L):
+        if P[P[OFF_O + T_LIST_FROM] + er * L + l2] != lst or ((mem >> l2) & 1) != 0:
+            continue
+        if P[P[OFF_O + T_LIST_ACTIVE] + er * L + l2] == 0:
+            continue
+        if t - since >= P[P[OFF_O + T_LIST_FROM_DAYS] + er * L + l2]:
+            return SLOT_FROM + l2
+    return 0
+
+
+@register_jitable
+def held_quiet(rec, p, h, t, er, P):  # type: ignore[no-untyped-def]
+    """Whether a subject on a list, or with a forced grade (public word ``p``), has nothing
+    due today beyond what the CPU driver's recheck has tested (no act, record, repayment,
+    request or waiting item): no forced grade ending, no grade to recalculate, no list slot
+    changing (:func:`slot_due`). Then the full step would leave its state as it is."""
+    if ((p >> 24) & 31) != 0 and t >= np.int64(rec['ovr']):
+        return False
+    if ((p >> 29) & 1) != 0 and ((p >> 16) & 15) == NO_GRADE:
+        return False  # a scored subject without a grade is graded every day
+    mem = p & 255
+    ob = np.int64(rec['counts']) >> 4
+    for s in range(3):
+        v = get_sl(rec, s)
+        if v != 0 and mem != 0 and slot_due(rec, s, v, mem, ob, h, t, er, P, 0) != 0:
+            return False
+    return True
 
 
 @register_jitable
@@ -1121,44 +1187,27 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
     # phase 6 (exits): terms served, obligations met, repair, lists abolished, moves
     if (mem & 255) != 0:
         for s in range(3):
-            v = get_sl(rec, s)
-            if v == 0:
-                continue
-            lst = (v & 127) - 1
-            ll = er * L + lst
-            term = P[P[OFF_O + T_LIST_TERM] + ll]
-            sd = get_sd(rec, s)
-            since = sd - term if term > 0 else sd
-            if P[P[OFF_O + T_LIST_ACTIVE] + ll] == 0:
-                mem = list_exit(i, li, s, EXIT_POLICY, 6, mem, P, rec, cnt, cell, ctx, ev)
-                continue
-            if term > 0 and t >= sd:
-                mem = list_exit(i, li, s, EXIT_TERM, 0, mem, P, rec, cnt, cell, ctx, ev)
-                continue
-            # not on the day of entry (since == t); an extension moves sd, and so since, past
-            # the entry day, so "t > since" would hold a debtor who has paid until then
-            if P[P[OFF_O + T_LIST_EXIT_OBLIGATION] + ll] != 0 and ob == 0 and t != since:
-                mem = list_exit(i, li, s, EXIT_OBLIGATION, 1, mem, P, rec, cnt, cell, ctx, ev)
-                continue
-            rmin = P[P[OFF_O + T_LIST_REPAIR_MIN] + ll]
-            if rmin > 0 and ob == 0 and t - since >= rmin:
-                hr = rng.sub_hash(h, np.uint64(DRAW_REPAIR + lst))
-                if u32(hr) < P[P[OFF_O + T_LIST_REPAIR_THR] + ll]:
-                    mem = list_exit(i, li, s, EXIT_REPAIR, 2, mem, P, rec, cnt, cell, ctx, ev)
-                    continue
-            # time on this list leads to another (e.g. abnormal operations -> serious list)
-            for l2 in range(L):
-                if P[P[OFF_O + T_LIST_FROM] + er * L + l2] != lst or ((mem >> l2) & 1) != 0:
-                    continue
-                if P[P[OFF_O + T_LIST_ACTIVE] + er * L + l2] == 0:
-                    continue
-                if t - since >= P[P[OFF_O + T_LIST_FROM_DAYS] + er * L + l2]:
-                    fc = (v >> 7) & 1
-                    mem = list_enter(i, li, l2, fc, P[P[OFF_O + T_LIST_FROM_RULE] + er * L + l2], t, er, mem,
-                                     P, rec, cnt, cell, ctx, ev)
-                    if P[P[OFF_O + T_LIST_FROM_MOVES] + er * L + l2] != 0 and get_sl(rec, s) != 0:
-                        mem = list_exit(i, li, s, EXIT_MOVED, 5, mem, P, rec, cnt, cell, ctx, ev)
-                        break
+            # a slot can see several lists entered from it (each found in turn), then a move
+            nxt = 0
+            while True:
+                v = get_sl(rec, s)
+                if v == 0:
+                    break
+                due = slot_due(rec, s, v, mem, ob, h, t, er, P, nxt)
+                if due == 0:
+                    break
+                if due < SLOT_FROM:
+                    mem = list_exit(i, li, s, SLOT_EXIT_REASON[due - 1], due - 1, mem, P, rec, cnt,
+                                    cell, ctx, ev)
+                    break
+                l2 = due - SLOT_FROM
+                ll2 = er * L + l2
+                mem = list_enter(i, li, l2, (v >> 7) & 1, P[P[OFF_O + T_LIST_FROM_RULE] + ll2], t,
+                                 er, mem, P, rec, cnt, cell, ctx, ev)
+                if P[P[OFF_O + T_LIST_FROM_MOVES] + ll2] != 0 and get_sl(rec, s) != 0:
+                    mem = list_exit(i, li, s, EXIT_MOVED, 5, mem, P, rec, cnt, cell, ctx, ev)
+                    break
+                nxt = l2 + 1
     # phase 5: grades at the policy's cadence (a grade whose score has not moved stays as it
     # is, so only moved scores are recalculated), forced grades
     if np.int64(rec['score']) != score0 or np.int64(rec['fp0']) + np.int64(rec['fp1']) != fp0:
