@@ -276,7 +276,7 @@ class CpuBackend:
         cap = max(4 * EVENT_MARGIN, event_capacity) if emit else 1
         self.ev = np.zeros((nchunks, cap, LY.EV_WIDTH), dtype=np.int32)
         self.scr = screen_thresholds(model.packed.P)
-        self.scratch = np.zeros((nchunks, N_ROWS, SCREEN_BLOCK), dtype=np.uint32)
+        self.scratch = np.zeros((nchunks, 2, N_ROWS, SCREEN_BLOCK), dtype=np.uint32)
         pop = model.population
         self.rep = np.ascontiguousarray(pop.rep[shard.b_lo:shard.b_hi])
         self.reps = representatives(self.rep, shard.c_lo, nc)

@@ -16,7 +16,10 @@ def summarize(path: str | Path) -> dict[str, Any]:
     run = Run.open(path)
     m = run.manifest
     census = m["census"]
-    daily = ds.dataset(str(run.path / "daily"), format="parquet").to_table()
+    dataset = ds.dataset(str(run.path / "daily"), format="parquet")
+    wanted = [n for n in dataset.schema.names
+              if n in ("day", "region", "kind") or n.startswith(("listed_", "grade_"))]
+    daily = dataset.to_table(columns=wanted)
     last = daily.filter(pc.equal(daily["day"], pc.max(daily["day"])))
     lists = {name: int(pc.sum(last[f"listed_{name}"]).as_py() or 0)
              for name in m["policy"]["lists"]}

@@ -179,27 +179,18 @@ def screen(g0, li0, nb, k_acts, k_svc, pub, par, thr_act, thr_pair, thr_svc, thr
 
 
 @njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
-def recheck(g0, li0, nb, dc, P, st, pub, par, kind, scr):  # type: ignore[no-untyped-def]
-    """Of the flagged subjects of a block, keep those that the step's own quiet test
-    (:func:`~socialcredit.kernel.step.step_with`) does not pass; returns how many, their
-    block positions in ``scr[ROW_INDEX]`` in increasing order, plus ``FULL`` for those that
-    need the full step whatever they ask for (the others only drew a request).
-
-    A subject flagged only for its request draw, on no list and with nothing waiting, is
-    decided from its public word, which then holds the bands its request rates depend on.
-    The others are decided from their records, with the same test as the step's on the draws
-    the screen kept, all records being fetched first (many at once instead of one after the
-    other, which is what makes a scattered few cheap)."""
-    (t, busy, month_start, year_start, year, month, er0, n_cit, k_acts, k_svc, o_act, o_pair,
-     thr_rep, o_svc) = dc
-    # a listed subject meets its obligations faster (the full step's repayment threshold)
-    thr_rep_listed = mod(thr_rep, P[P[OFF_O + T_REPAY_LISTED_MOD]])
+def recheck_words(li0, nb, dc, P, pub, par, kind, st, scr):  # type: ignore[no-untyped-def]
+    """The recheck's first part, for a block the screen has flagged: lists the flagged
+    subjects in ``scr[ROW_WORK]`` and decides those flagged only for their request draw, on
+    no list and with nothing waiting, from their public words (which then hold the bands
+    their request rates depend on). The others are listed in ``scr[ROW_INDEX]`` and their
+    records are asked for (``prefetch``), to be read by :func:`recheck_records` once they
+    have arrived: the driver does this one block ahead. Returns (flagged, to read)."""
+    month = dc[5]
+    o_svc = dc[13]
     flags = scr[ROW_FLAG]
     index = scr[ROW_INDEX]
     work = scr[ROW_WORK]
-    act_hi = scr[ROW_ACT_HI]
-    act_lo = scr[ROW_ACT_LO]
-    repay = scr[ROW_REPAY]
     svc = scr[ROW_SVC]
     k = 0
     for j in range(nb):
@@ -218,6 +209,27 @@ def recheck(g0, li0, nb, dc, P, st, pub, par, kind, scr):  # type: ignore[no-unt
             m += 1
     for q in range(m):
         prefetch(st, li0 + np.int64(index[q]))
+    return k, m
+
+
+@njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
+def recheck_records(g0, li0, k, m, dc, P, st, pub, par, kind, scr):  # type: ignore[no-untyped-def]
+    """The recheck's second part: decides the ``m`` subjects :func:`recheck_words` could
+    not, from their records, with the same test as the step's on the draws the screen kept.
+    Returns how many of the ``k`` flagged subjects the step must see, their block positions
+    in ``scr[ROW_INDEX]`` in increasing order, plus ``FULL`` for those that need the full
+    step whatever they ask for (the others only drew a request)."""
+    (t, busy, month_start, year_start, year, month, er0, n_cit, k_acts, k_svc, o_act, o_pair,
+     thr_rep, o_svc) = dc
+    # a listed subject meets its obligations faster (the full step's repayment threshold)
+    thr_rep_listed = mod(thr_rep, P[P[OFF_O + T_REPAY_LISTED_MOD]])
+    flags = scr[ROW_FLAG]
+    index = scr[ROW_INDEX]
+    work = scr[ROW_WORK]
+    act_hi = scr[ROW_ACT_HI]
+    act_lo = scr[ROW_ACT_LO]
+    repay = scr[ROW_REPAY]
+    svc = scr[ROW_SVC]
     tm = t & 1023
     grading = 1 if month_start else 0
     for q in range(m):
@@ -264,16 +276,14 @@ def run_day(cursor, end, P, ctx, st, pub, rep, reps, popt, cnt, ev, thr, scratch
 
     ``reps`` has bit ``li & 7`` of byte ``li >> 3`` set where the shard's citizen ``li``
     represents one of its businesses (:func:`representatives`); ``thr`` holds the screen's
-    thresholds (:func:`screen_thresholds`), ``scratch`` one block of working space per chunk
-    (uint32[chunks, N_ROWS, SCREEN_BLOCK])."""
+    thresholds (:func:`screen_thresholds`), ``scratch`` two blocks of working space per chunk
+    (uint32[chunks, 2, N_ROWS, SCREEN_BLOCK]): the block being stepped and the next."""
     for c in prange(cursor.shape[0]):
         g = cursor[c]
         stop = end[c]
         cap = ev.shape[1]
         counters = cnt[c]
         events = ev[c]
-        scr = scratch[c]
-        index = scr[ROW_INDEX]
         dc = day_consts(P, ctx)
         k_acts = dc[8]
         k_svc = dc[9]
@@ -286,13 +296,31 @@ def run_day(cursor, end, P, ctx, st, pub, rep, reps, popt, cnt, ev, thr, scratch
         screening = tm[SCR_ON] != 0 and ctx[C_BUSY] == 0 and ctx[C_YEAR_START] == 0
         grading = np.uint32(1 if ctx[C_MONTH_START] != 0 else 0)
         today = np.uint32(ctx[C_T] & 255)
+        cur = 0
+        ahead = False  # whether block ``cur`` at g has been screened already
+        k = m = k2 = m2 = 0
         while g < stop:
             nb = min(SCREEN_BLOCK, stop - g)
+            scr = scratch[c, cur]
+            index = scr[ROW_INDEX]
             if screening:
-                screen(g, g - shift, nb, k_acts, k_svc, pub, par, tm[SCR_ACT + kind],
-                       tm[SCR_PAIR + kind], tm[SCR_SVC + kind], tm[SCR_REPAY], grading,
-                       today, scr)
-                n = recheck(g, g - shift, nb, dc, P, st, pub, par, kind, scr)
+                if not ahead:
+                    screen(g, g - shift, nb, k_acts, k_svc, pub, par, tm[SCR_ACT + kind],
+                           tm[SCR_PAIR + kind], tm[SCR_SVC + kind], tm[SCR_REPAY], grading,
+                           today, scr)
+                    k, m = recheck_words(g - shift, nb, dc, P, pub, par, kind, st, scr)
+                # the next block is screened, and its records asked for, before this one's
+                # records are read: the memory works while the processor does
+                g2 = g + nb
+                ahead = g2 < stop
+                if ahead:
+                    nb2 = min(SCREEN_BLOCK, stop - g2)
+                    nxt = scratch[c, 1 - cur]
+                    screen(g2, g2 - shift, nb2, k_acts, k_svc, pub, par, tm[SCR_ACT + kind],
+                           tm[SCR_PAIR + kind], tm[SCR_SVC + kind], tm[SCR_REPAY], grading,
+                           today, nxt)
+                    k2, m2 = recheck_words(g2 - shift, nb2, dc, P, pub, par, kind, st, nxt)
+                n = recheck_records(g, g - shift, k, m, dc, P, st, pub, par, kind, scr)
             else:
                 for j in range(nb):
                     index[j] = j
@@ -327,6 +355,10 @@ def run_day(cursor, end, P, ctx, st, pub, rep, reps, popt, cnt, ev, thr, scratch
             g += done
             if done < nb:
                 break
+            if ahead:
+                cur = 1 - cur
+                k = k2
+                m = m2
         cursor[c] = g
 
 
