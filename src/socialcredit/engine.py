@@ -243,6 +243,7 @@ class CpuBackend:
 
         from socialcredit.kernel.cpu import (
             EVENT_MARGIN,
+            FULL_BATCH,
             N_ROWS,
             SCREEN_BLOCK,
             representatives,
@@ -277,6 +278,7 @@ class CpuBackend:
         self.ev = np.zeros((nchunks, cap, LY.EV_WIDTH), dtype=np.int32)
         self.scr = screen_thresholds(model.packed.P)
         self.scratch = np.zeros((nchunks, 2, N_ROWS, SCREEN_BLOCK), dtype=np.uint32)
+        self.pending = np.zeros((nchunks, FULL_BATCH * SCREEN_BLOCK), dtype=np.int64)
         pop = model.population
         self.rep = np.ascontiguousarray(pop.rep[shard.b_lo:shard.b_hi])
         self.reps = representatives(self.rep, shard.c_lo, nc)
@@ -291,7 +293,7 @@ class CpuBackend:
         done = self.ends.copy()
         run_day(done, self.ends, self.model.packed.P, np.zeros(N_CTX, dtype=np.int64),
                 self.state["st"], self.state["pub"], self.rep, self.reps, self.popt, self.cnt,
-                self.ev, self.scr, self.scratch)
+                self.ev, self.scr, self.scratch, self.pending)
         self.cnt[:] = 0
 
     def run_day(self, t: int, calendar: Calendar) -> DayResult:
@@ -306,7 +308,7 @@ class CpuBackend:
         while True:
             self.cnt[:, :CNT_BASE] = 0
             run_day(cursor, self.ends, pk.P, ctx, self.state["st"], self.state["pub"], self.rep,
-                    self.reps, self.popt, self.cnt, self.ev, self.scr, self.scratch)
+                    self.reps, self.popt, self.cnt, self.ev, self.scr, self.scratch, self.pending)
             if self.emit:
                 if self.cnt[:, 1].any():
                     raise RuntimeError("event buffer overflow")

@@ -80,6 +80,10 @@ N_SCR = 8
 #: Rows of a chunk's scratch block: the screen's flags and draws, then the subjects to step.
 ROW_FLAG, ROW_ACT_HI, ROW_ACT_LO, ROW_REPAY, ROW_SVC, ROW_INDEX, ROW_WORK = range(7)
 N_ROWS = 7
+#: Blocks whose full steps are taken together (runs without events only).
+FULL_BATCH = 64
+#: How many full steps ahead ``run_pending`` asks for a subject's record.
+PENDING_AHEAD = 8
 #: Added to a block position in ``ROW_INDEX``: the subject needs the full step.
 FULL = 1024
 assert SCREEN_BLOCK <= FULL
@@ -270,14 +274,50 @@ def recheck_records(g0, li0, k, m, dc, P, st, pub, par, kind, scr):  # type: ign
     return n
 
 
+@njit(cache=True, nogil=True, _nrt=False, inline="always")  # type: ignore[call-overload]
+def plain(i, li, kind, par, u, P, ctx, st, pub, reps, popt, cnt, ev):  # type: ignore[no-untyped-def]
+    """A subject whose only business today is the request its draw ``u`` may make: granted
+    plainly where no measure can touch it (returns 0), else left to the full step (1)."""
+    # the region from the population, the bands from the public word (from the record
+    # while something waits)
+    p = np.int64(pub[par, li])
+    bnd = word_bands(p) if (p >> 31) == 0 else np.int64(st[li]['bands'])
+    rk = region_of(i, popt) * 2 + kind
+    d = plain_request(u, rk, bnd, p, P, ctx)
+    if (d & 3) == 2:
+        d -= 1 + ((reps[li >> 3] >> (li & 7)) & 1)
+    if d >= 0 and (d & 3) == 1:
+        plain_grant(i, d >> 2, rk, bnd, P, ctx, cnt, ev)
+    # (the screen has already copied the public word of a quiet subject)
+    return 1 if d >= 0 and (d & 3) == 0 else 0
+
+
+@njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
+def run_pending(lis, n, shift, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-untyped-def]
+    """The full steps of the subjects ``lis[:n]`` (local indices), their records and public
+    words asked for a few steps ahead."""
+    p0 = pub[0]
+    p1 = pub[1]
+    for q in range(n + PENDING_AHEAD):
+        if q < n:
+            li = np.int64(lis[q])
+            prefetch(st, li)
+            prefetch(p0, li)
+            prefetch(p1, li)
+        if q >= PENDING_AHEAD:
+            li = np.int64(lis[q - PENDING_AHEAD])
+            step_full(li + shift, li, P, ctx, st, pub, rep, popt, cnt, ev)
+
+
 @njit(parallel=True, cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
-def run_day(cursor, end, P, ctx, st, pub, rep, reps, popt, cnt, ev, thr, scratch):  # type: ignore[no-untyped-def]
+def run_day(cursor, end, P, ctx, st, pub, rep, reps, popt, cnt, ev, thr, scratch, pending):  # type: ignore[no-untyped-def]
     """Advance every chunk from ``cursor[c]`` towards ``end[c]`` by one day of the step.
 
     ``reps`` has bit ``li & 7`` of byte ``li >> 3`` set where the shard's citizen ``li``
     represents one of its businesses (:func:`representatives`); ``thr`` holds the screen's
     thresholds (:func:`screen_thresholds`), ``scratch`` two blocks of working space per chunk
-    (uint32[chunks, 2, N_ROWS, SCREEN_BLOCK]): the block being stepped and the next."""
+    (uint32[chunks, 2, N_ROWS, SCREEN_BLOCK]): the block being stepped and the next, and
+    ``pending`` room for the full steps of ``FULL_BATCH`` blocks per chunk."""
     for c in prange(cursor.shape[0]):
         g = cursor[c]
         stop = end[c]
@@ -299,6 +339,11 @@ def run_day(cursor, end, P, ctx, st, pub, rep, reps, popt, cnt, ev, thr, scratch
         cur = 0
         ahead = False  # whether block ``cur`` at g has been screened already
         k = m = k2 = m2 = 0
+        # without events to record, order within a day does not matter (subjects are
+        # independent), so full steps can wait for their batch
+        batching = screening and not emitting
+        npend = 0
+        blocks = 0
         while g < stop:
             nb = min(SCREEN_BLOCK, stop - g)
             scr = scratch[c, cur]
@@ -326,6 +371,32 @@ def run_day(cursor, end, P, ctx, st, pub, rep, reps, popt, cnt, ev, thr, scratch
                     index[j] = j
                 n = nb
             done = nb
+            if batching:
+                # plain grants now; the full steps of FULL_BATCH blocks later, one after the
+                # other (the step's code and branch history stay warm)
+                for q in range(n):
+                    v = np.int64(index[q])
+                    j = v & (FULL - 1)
+                    i = g + j
+                    li = i - shift
+                    if v < FULL:
+                        v = plain(i, li, kind, par, np.int64(scr[ROW_SVC, j]), P, ctx, st,
+                                  pub, reps, popt, counters, events)
+                    if v != 0:
+                        pending[c, npend] = li
+                        npend += 1
+                g += nb
+                blocks += 1
+                if blocks == FULL_BATCH or g >= stop:
+                    run_pending(pending[c], npend, shift, P, ctx, st, pub, rep, popt,
+                                counters, events)
+                    npend = 0
+                    blocks = 0
+                if ahead:
+                    cur = 1 - cur
+                    k = k2
+                    m = m2
+                continue
             for q in range(n):
                 v = np.int64(index[q])
                 j = v & (FULL - 1)
@@ -337,20 +408,10 @@ def run_day(cursor, end, P, ctx, st, pub, rep, reps, popt, cnt, ev, thr, scratch
                 if not screening:
                     step_with(i, li, dc, P, ctx, st, pub, rep, popt, counters, events)
                     continue
-                d = 0
                 if v < FULL:
-                    # a lone request: the region from the population, the bands from the
-                    # public word (from the record while something waits)
-                    p = np.int64(pub[par, li])
-                    bnd = word_bands(p) if (p >> 31) == 0 else np.int64(st[li]['bands'])
-                    rk = region_of(i, popt) * 2 + kind
-                    d = plain_request(np.int64(scr[ROW_SVC, j]), rk, bnd, p, P, ctx)
-                    if (d & 3) == 2:
-                        d -= 1 + ((reps[li >> 3] >> (li & 7)) & 1)
-                    if d >= 0 and (d & 3) == 1:
-                        plain_grant(i, d >> 2, rk, bnd, P, ctx, counters, events)
-                    # (the screen has already copied the public word of a quiet subject)
-                if d >= 0 and (d & 3) == 0:
+                    v = plain(i, li, kind, par, np.int64(scr[ROW_SVC, j]), P, ctx, st, pub,
+                              reps, popt, counters, events)
+                if v != 0:
                     step_full(i, li, P, ctx, st, pub, rep, popt, counters, events)
             g += done
             if done < nb:
