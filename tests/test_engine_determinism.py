@@ -23,6 +23,7 @@ from socialcredit.errors import UserError
 from socialcredit.kernel.cpu import SCR_ON
 from socialcredit.kernel.layout import (
     EMIT_ALL,
+    EMIT_NONE,
     EV_DECISION,
     EV_LEDGER,
     EV_LIST,
@@ -116,6 +117,11 @@ def test_the_screening_driver_is_the_step_of_every_subject() -> None:
         assert np.array_equal(res.events, screened.events[t]), f"day {t}: the events differ"
     for name in ("st", "pub"):
         assert np.array_equal(state[name], screened.state[name])
+    # without events, the driver takes the full steps in batches: the same run again
+    batched = run_memory(model, emit=EMIT_NONE)
+    assert np.array_equal(batched.counts, screened.counts)
+    for name in ("st", "pub"):
+        assert np.array_equal(batched.state[name], screened.state[name])
     # worth something only if lists were entered (also from another list), extended and
     # left in every way, and grades forced
     ev = np.concatenate(screened.events)
