@@ -20,7 +20,7 @@ from socialcredit.engine import (
     whole,
 )
 from socialcredit.errors import UserError
-from socialcredit.kernel.cpu import SCR_ON
+from socialcredit.kernel.cpu import FULL_BATCH, SCR_ON, SCREEN_BLOCK
 from socialcredit.kernel.layout import (
     EMIT_ALL,
     EMIT_NONE,
@@ -133,6 +133,21 @@ def test_the_screening_driver_is_the_step_of_every_subject() -> None:
     assert (lists[:, 3] == LIST_EXTEND).any()
     assert (ev[:, 0] == EV_OVERRIDE).sum() > 5
     assert ((screened.state["pub"][0] & 255) != 0).sum() > 200
+
+
+def test_full_steps_batched_over_many_blocks_give_the_same_run() -> None:
+    """Chunks long enough for several batches of full steps (``FULL_BATCH`` blocks)."""
+    model = build_model(busy_default(citizens=300_000, days=12, burn_in=8))
+    before = numba.get_num_threads()
+    try:
+        ordered = run_memory(model, emit=EMIT_ALL, threads=1)
+        batched = run_memory(model, emit=EMIT_NONE, threads=1)
+    finally:
+        numba.set_num_threads(before)
+    assert model.n_citizens // 4 > 2 * FULL_BATCH * SCREEN_BLOCK  # four chunks a thread
+    assert np.array_equal(batched.counts, ordered.counts)
+    for name in ("st", "pub"):
+        assert np.array_equal(batched.state[name], ordered.state[name])
 
 
 @pytest.mark.parametrize("n_shards", [2, 3])
