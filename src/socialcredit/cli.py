@@ -7,6 +7,7 @@ sentence on stderr and exit code 2; anything else is exit code 1.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import typer
@@ -37,6 +38,18 @@ app.command("bench")(bench_commands.bench_command)
 
 def main() -> None:
     """Entry point: run the Typer app, turning user errors into one plain sentence."""
+    # A command starts by creating a few hundred thousand objects (numba, pydantic, the
+    # policy) that live to its end: collecting every 700 allocations, as Python does, keeps
+    # walking them for nothing, and so does the final collection at exit (0.3 s of a 3.5 s
+    # run). Collect rarely; at exit, leave them to the end of the process.
+    gc.set_threshold(100_000, 50, 50)
+    try:
+        _run_app()
+    finally:
+        gc.freeze()
+
+
+def _run_app() -> None:
     from socialcredit.errors import UserError
 
     try:
