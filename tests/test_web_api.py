@@ -209,6 +209,44 @@ def test_index_and_parquet_lookups_agree(base: Any) -> None:
         scan.close()
 
 
+def test_index_builds_while_a_request_writes(base: Any, monkeypatch: Any) -> None:
+    """A checkpoint fails while another transaction writes to the index's database; the
+    index is built anyway (its tables left uncompressed) and answers as the Parquet files."""
+    import socialcredit.web.index as index_module
+    from socialcredit.web.index import SubjectIndex
+
+    monkeypatch.setattr(index_module, "CHECKPOINT_TRIES", 2)
+    monkeypatch.setattr(index_module, "CHECKPOINT_PAUSE", 0.001)
+    built = SubjectIndex(base, build=False)
+    busy = built.cursor()
+    copy = built._copy
+
+    def copy_while_busy(cur: Any, name: str) -> None:
+        if not busy.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'busy'"
+                            ).fetchone()[0]:
+            busy.execute("BEGIN TRANSACTION")
+            busy.execute("CREATE TABLE idx.busy AS SELECT 1 AS x")
+        copy(cur, name)
+
+    monkeypatch.setattr(built, "_copy", copy_while_busy)
+    try:
+        built._build()
+        assert built.ready and built.error is None
+        scan = SubjectIndex(base, build=False)
+        cur_b, cur_s = built.cursor(), scan.cursor()
+        sid = _subject_with(base, "decisions")
+        for table in built.tables:
+            assert built.has(table)
+            assert built.rows(cur_b, table, sid, 10_000) == scan.rows(cur_s, table, sid, 10_000)
+        cur_b.close()
+        cur_s.close()
+        scan.close()
+    finally:
+        busy.execute("ROLLBACK")
+        busy.close()
+        built.close()
+
+
 def test_a_run_without_ledger_is_replayed(client: Any) -> None:
     r = client.get("/api/runs/sweep~plain/subjects/17")
     assert r.status_code == 200, r.text

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: How often, and how many seconds apart, a busy checkpoint is tried again.
+CHECKPOINT_TRIES = 50
+CHECKPOINT_PAUSE = 0.02
+
 #: The tables indexed by subject, and the columns kept of each (None: all of them).
 TABLES: dict[str, list[str] | None] = {
     "list_events": None,
@@ -133,7 +137,22 @@ class SubjectIndex:
             order = "subject_id, fi, fr"
         cur.execute(f"CREATE TABLE idx.{quote_ident(name)} AS SELECT {', '.join(select)} "
                     f"FROM {quote_ident('src_' + name)} ORDER BY {order}")
-        cur.execute("CHECKPOINT idx")
+        self._checkpoint(cur, name)
+
+    @staticmethod
+    def _checkpoint(cur: duckdb.DuckDBPyConnection, name: str) -> None:
+        """Compress what was copied (DuckDB compresses at a checkpoint). A checkpoint waits
+        for no one: while a request's write transaction is open it fails, so it is tried
+        again for a while, and then left out (the table is whole, only larger)."""
+        import duckdb
+
+        for _ in range(CHECKPOINT_TRIES):
+            try:
+                cur.execute("CHECKPOINT idx")
+                return
+            except duckdb.TransactionException:
+                time.sleep(CHECKPOINT_PAUSE)
+        log.info("subject index: %s left uncompressed (the database stayed busy)", name)
 
     def _build(self) -> None:
         t0 = time.perf_counter()
