@@ -53,6 +53,9 @@ BAD = {
     "zero days": (["run", "--days", "0", "--out", "out"], "--days must be a positive"),
     "negative days": (["run", "--days", "-1", "--out", "out"], "--days must be a positive"),
     "no --out, zero days": (["run", "default", "--days", "0"], "--days must be a positive"),
+    "unknown option": (["run", "--nope", "--out", "out"], "No such option: --nope"),
+    "unknown command": (["simulate"], "No such command 'simulate'"),
+    "not a number": (["run", "--citizens", "many", "--out", "out"], "--citizens"),
 }
 
 
@@ -69,6 +72,17 @@ def test_bad_input_is_one_sentence_exit_2_and_nothing_written(tmp_path: Path, wh
     assert fragment in lines[0] and lines[0].startswith("error: ")
     assert "Traceback" not in res.stderr + res.stdout
     assert tree(tmp_path) == before, "bad input must not write anything"
+
+
+def test_a_short_run_from_the_command_line(tmp_path: Path) -> None:
+    """The command as typed: exit 0, the summary on stdout, nothing on stderr, and a
+    complete run directory (the process ends without the interpreter's teardown)."""
+    res = cli("run", "--citizens", "2000", "--days", "20", "--out", "short", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "citizens" in res.stdout and "finished in " in res.stdout
+    assert res.stderr.strip() == "", res.stderr
+    run = Run.open(tmp_path / "short")
+    assert run.manifest["census"]["requests"] > 0
 
 
 def test_help_is_fast_and_imports_nothing_heavy(tmp_path: Path) -> None:

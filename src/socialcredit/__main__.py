@@ -1,3 +1,3 @@
-from socialcredit.cli import main
+from socialcredit.cli import entry
 
-main()
+entry()

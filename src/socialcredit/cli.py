@@ -7,8 +7,11 @@ sentence on stderr and exit code 2; anything else is exit code 1.
 
 from __future__ import annotations
 
+import atexit
 import gc
+import os
 import sys
+import threading
 
 import typer
 
@@ -36,20 +39,50 @@ app.command("serve")(serve_commands.serve_command)
 app.command("bench")(bench_commands.bench_command)
 
 
-def main() -> None:
-    """Entry point: run the Typer app, turning user errors into one plain sentence."""
-    # A command starts by creating a few hundred thousand objects (numba, pydantic, the
-    # policy) that live to its end: collecting every 700 allocations, as Python does, keeps
-    # walking them for nothing, and so does the final collection at exit (0.3 s of a 3.5 s
-    # run). Collect rarely; at exit, leave them to the end of the process.
+def entry() -> None:
+    """The ``socialcredit`` command (and ``python -m socialcredit``): :func:`main` in a
+    process of its own.
+
+    A command starts by creating a few hundred thousand objects (numba, pydantic, the
+    policy) that live to its end. Collecting every 700 allocations, as Python does, keeps
+    walking them for nothing, and the interpreter's teardown walks them once more at exit:
+    0.3 s of a 3.5 s run. Here the collector runs rarely, and once the command is done (its
+    files closed, its output flushed, the exit handlers run) the process ends without the
+    teardown. Callers in a process that goes on (tests) call :func:`main` instead."""
     gc.set_threshold(100_000, 50, 50)
     try:
-        _run_app()
-    finally:
-        gc.freeze()
+        main()
+        code: str | int | None = 0
+    except SystemExit as exc:
+        code = exc.code
+    _leave(code)
 
 
-def _run_app() -> None:
+def _leave(code: str | int | None) -> None:
+    """End the process with ``code`` (as ``sys.exit`` would) without the teardown, unless a
+    thread that the interpreter would wait for is still running."""
+    others = [t for t in threading.enumerate()
+              if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if others:
+        sys.exit(code)
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:
+        print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more to say
+            pass
+    os._exit(status)
+
+
+def main() -> None:
+    """Entry point: run the Typer app, turning user errors into one plain sentence."""
     from socialcredit.errors import UserError
 
     try:
@@ -62,17 +95,19 @@ def _run_app() -> None:
         sys.exit(130)
     except SystemExit:
         raise
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.TyperException as err:
+        # the command line itself (Typer's own copy of Click's exceptions): a usage error
+        # exits with 2, and a bare ``socialcredit`` shows the help
+        if type(err).__name__ == "NoArgsIsHelpError":
+            typer.echo(err.format_message(), err=True)
+        else:
+            typer.echo(f"error: {err.format_message()}", err=True)
+        sys.exit(getattr(err, "exit_code", 2))
     except Exception as err:  # noqa: BLE001 - the last line of defence for the CLI
-        import click
-
-        if isinstance(err, click.exceptions.UsageError):
-            typer.echo(f"error: {err.format_message()}", err=True)
-            sys.exit(2)
-        if isinstance(err, click.exceptions.Abort):
-            typer.echo("aborted", err=True)
-            sys.exit(1)
-        if isinstance(err, click.exceptions.ClickException):
-            typer.echo(f"error: {err.format_message()}", err=True)
-            sys.exit(err.exit_code)
         typer.echo(f"error: {type(err).__name__}: {err}", err=True)
         sys.exit(1)
