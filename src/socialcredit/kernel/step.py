@@ -445,7 +445,7 @@ def find_service(P, rb, Sv, u):  # type: ignore[no-untyped-def]
     return -1
 
 
-@register_jitable(inline="always")
+@register_jitable
 def plain_request(u, rk, bnd, p_in, P, ctx):  # type: ignore[no-untyped-def]
     """How the quiet path may decide the request of an unlisted subject whose service draw
     is u: -1 when the draw is no request at all (as in the full step), else ``s * 4 + f``
@@ -463,7 +463,7 @@ def plain_request(u, rk, bnd, p_in, P, ctx):  # type: ignore[no-untyped-def]
     return s * 4 + P[P[OFF_O + T_SVC_PLAIN] + ((er * 3 + kidx) * 16 + g) * Sv + s]
 
 
-@register_jitable(inline="always")
+@register_jitable
 def plain_grant(i, s, rk, bnd, P, ctx, cnt, ev):  # type: ignore[no-untyped-def]
     """Grant subject i's request for service s on the quiet path (see
     :func:`plain_request`): counted and logged exactly as :func:`decide` would."""
