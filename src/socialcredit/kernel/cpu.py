@@ -6,15 +6,16 @@ nearly full stops and reports where; the engine drains the buffer and calls agai
 same day (subjects are independent within a day, so this changes nothing).
 
 Most subject-days nothing happens. The driver finds them in blocks of ``SCREEN_BLOCK``
-subjects with a *screen*: a loop without branches or table look-ups, which the compiler turns
-into SIMD code, that draws each subject's act, repayment and request numbers and compares
-them with the largest threshold any subject of the chunk's kind has. A subject whose numbers
-all clear those thresholds, whose public word shows no list, no forced grade and no waiting
-record or appeal due on this day (mod 256), and whose grade is not due, keeps its public word
-and is done; every other subject
-takes :func:`~socialcredit.kernel.step.step_with`, which decides exactly (most of them turn out
-quiet too). The screen only ever sends more subjects to the exact step, never fewer, so the
-result is the step's own, bit for bit, on every backend.
+subjects. A *screen*, a loop without branches or table look-ups that the compiler turns into
+SIMD code, draws each subject's act, repayment and request numbers, compares them with the
+largest thresholds any subject of the chunk's kind has this month, and copies every public
+word to tomorrow's. A *recheck* decides the flagged exactly, from the public word where it
+says enough and else from the record (asked for one block ahead, so that it arrives while the
+driver works on the block before). What is left is stepped: a lone request that no measure
+can touch gets the plain grant, everything else the full step (in runs without events, the
+full steps of ``FULL_BATCH`` blocks together). The screen and the recheck only ever send more
+subjects on, never fewer, so the result is the step's own, bit for bit, on every backend
+(``docs/performance.md``).
 
 Compiled without numba's reference counting (``_nrt=False``): the kernel never allocates,
 and without it every call inside the step would count references on every array it passes.
@@ -46,6 +47,10 @@ from socialcredit.kernel.step import (
     C_NCIT,
     C_T,
     C_YEAR_START,
+    DC_KEY_ACTS,
+    DC_KEY_SVC,
+    DC_MONTH,
+    DC_SVC,
     DIRTY_BIT,
     DRAW_REPAY,
     QUIET_MASK,
@@ -190,8 +195,8 @@ def recheck_words(li0, nb, dc, P, pub, par, kind, st, scr):  # type: ignore[no-u
     their request rates depend on). The others are listed in ``scr[ROW_INDEX]`` and their
     records are asked for (``prefetch``), to be read by :func:`recheck_records` once they
     have arrived: the driver does this one block ahead. Returns (flagged, to read)."""
-    month = dc[5]
-    o_svc = dc[13]
+    month = dc[DC_MONTH]
+    o_svc = dc[DC_SVC]
     flags = scr[ROW_FLAG]
     index = scr[ROW_INDEX]
     work = scr[ROW_WORK]
@@ -216,8 +221,17 @@ def recheck_words(li0, nb, dc, P, pub, par, kind, st, scr):  # type: ignore[no-u
     return k, m
 
 
+@njit(cache=True, nogil=True, _nrt=False, inline="always")  # type: ignore[call-overload]
+def look(g, li0, nb, dc, P, pub, par, kind, st, tm, grading, today, scr):  # type: ignore[no-untyped-def]
+    """Screen the block of ``nb`` subjects from ``g`` and run the recheck's first part on
+    it (:func:`recheck_words`); returns what that returns."""
+    screen(g, li0, nb, dc[DC_KEY_ACTS], dc[DC_KEY_SVC], pub, par, tm[SCR_ACT + kind],
+           tm[SCR_PAIR + kind], tm[SCR_SVC + kind], tm[SCR_REPAY], grading, today, scr)
+    return recheck_words(li0, nb, dc, P, pub, par, kind, st, scr)
+
+
 @njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
-def recheck_records(g0, li0, k, m, dc, P, st, pub, par, kind, scr):  # type: ignore[no-untyped-def]
+def recheck_records(li0, k, m, dc, P, st, pub, par, kind, scr):  # type: ignore[no-untyped-def]
     """The recheck's second part: decides the ``m`` subjects :func:`recheck_words` could
     not, from their records, with the same test as the step's on the draws the screen kept.
     Returns how many of the ``k`` flagged subjects the step must see, their block positions
@@ -258,9 +272,10 @@ def recheck_records(g0, li0, k, m, dc, P, st, pub, par, kind, scr):  # type: ign
         req = np.int64(np.int64(svc[j]) < t_req)
         if (p & QUIET_MASK) != 0:
             # on a list or with a forced grade: quiet only if nothing at all is due
-            quiet = other == 0 and req == 0 and held_quiet(
-                rec, p, rng.subject_hash(k_acts, np.uint64(g0 + j)), t,
-                er0 + np.int64(rec['region']), P)
+            # (the screen kept the subject's act hash in two halves)
+            h = (np.uint64(act_hi[j]) << _S32) | np.uint64(act_lo[j])
+            quiet = other == 0 and req == 0 and held_quiet(rec, p, h, t,
+                                                           er0 + np.int64(rec['region']), P)
             flags[j] = 0 if quiet else 2
         else:
             # a request alone may be granted plainly; anything else needs the full step
@@ -325,8 +340,6 @@ def run_day(cursor, end, P, ctx, st, pub, rep, reps, popt, cnt, ev, thr, scratch
         counters = cnt[c]
         events = ev[c]
         dc = day_consts(P, ctx)
-        k_acts = dc[8]
-        k_svc = dc[9]
         emitting = ctx[C_EMIT] != 0
         # a chunk lies within the citizens or within the businesses: local = global - shift
         shift = g - loc(g, ctx) if g < stop else 0
@@ -350,22 +363,16 @@ def run_day(cursor, end, P, ctx, st, pub, rep, reps, popt, cnt, ev, thr, scratch
             index = scr[ROW_INDEX]
             if screening:
                 if not ahead:
-                    screen(g, g - shift, nb, k_acts, k_svc, pub, par, tm[SCR_ACT + kind],
-                           tm[SCR_PAIR + kind], tm[SCR_SVC + kind], tm[SCR_REPAY], grading,
-                           today, scr)
-                    k, m = recheck_words(g - shift, nb, dc, P, pub, par, kind, st, scr)
+                    k, m = look(g, g - shift, nb, dc, P, pub, par, kind, st, tm, grading,
+                                today, scr)
                 # the next block is screened, and its records asked for, before this one's
                 # records are read: the memory works while the processor does
                 g2 = g + nb
                 ahead = g2 < stop
                 if ahead:
-                    nb2 = min(SCREEN_BLOCK, stop - g2)
-                    nxt = scratch[c, 1 - cur]
-                    screen(g2, g2 - shift, nb2, k_acts, k_svc, pub, par, tm[SCR_ACT + kind],
-                           tm[SCR_PAIR + kind], tm[SCR_SVC + kind], tm[SCR_REPAY], grading,
-                           today, nxt)
-                    k2, m2 = recheck_words(g2 - shift, nb2, dc, P, pub, par, kind, st, nxt)
-                n = recheck_records(g, g - shift, k, m, dc, P, st, pub, par, kind, scr)
+                    k2, m2 = look(g2, g2 - shift, min(SCREEN_BLOCK, stop - g2), dc, P, pub, par,
+                                  kind, st, tm, grading, today, scratch[c, 1 - cur])
+                n = recheck_records(g - shift, k, m, dc, P, st, pub, par, kind, scr)
             else:
                 for j in range(nb):
                     index[j] = j
@@ -377,42 +384,36 @@ def run_day(cursor, end, P, ctx, st, pub, rep, reps, popt, cnt, ev, thr, scratch
                 for q in range(n):
                     v = np.int64(index[q])
                     j = v & (FULL - 1)
-                    i = g + j
-                    li = i - shift
+                    li = g + j - shift
                     if v < FULL:
-                        v = plain(i, li, kind, par, np.int64(scr[ROW_SVC, j]), P, ctx, st,
+                        v = plain(g + j, li, kind, par, np.int64(scr[ROW_SVC, j]), P, ctx, st,
                                   pub, reps, popt, counters, events)
                     if v != 0:
                         pending[c, npend] = li
                         npend += 1
-                g += nb
                 blocks += 1
-                if blocks == FULL_BATCH or g >= stop:
+                if blocks == FULL_BATCH or g + nb >= stop:
                     run_pending(pending[c], npend, shift, P, ctx, st, pub, rep, popt,
                                 counters, events)
                     npend = 0
                     blocks = 0
-                if ahead:
-                    cur = 1 - cur
-                    k = k2
-                    m = m2
-                continue
-            for q in range(n):
-                v = np.int64(index[q])
-                j = v & (FULL - 1)
-                if emitting and counters[0] + EVENT_MARGIN > cap:
-                    done = j
-                    break
-                i = g + j
-                li = i - shift
-                if not screening:
-                    step_with(i, li, dc, P, ctx, st, pub, rep, popt, counters, events)
-                    continue
-                if v < FULL:
-                    v = plain(i, li, kind, par, np.int64(scr[ROW_SVC, j]), P, ctx, st, pub,
-                              reps, popt, counters, events)
-                if v != 0:
-                    step_full(i, li, P, ctx, st, pub, rep, popt, counters, events)
+            else:
+                for q in range(n):
+                    v = np.int64(index[q])
+                    j = v & (FULL - 1)
+                    if emitting and counters[0] + EVENT_MARGIN > cap:
+                        done = j
+                        break
+                    i = g + j
+                    li = i - shift
+                    if not screening:
+                        step_with(i, li, dc, P, ctx, st, pub, rep, popt, counters, events)
+                        continue
+                    if v < FULL:
+                        v = plain(i, li, kind, par, np.int64(scr[ROW_SVC, j]), P, ctx, st,
+                                  pub, reps, popt, counters, events)
+                    if v != 0:
+                        step_full(i, li, P, ctx, st, pub, rep, popt, counters, events)
             g += done
             if done < nb:
                 break

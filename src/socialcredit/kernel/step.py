@@ -218,6 +218,8 @@ QUIET_MASK = 255 | (31 << 24)
 DIRTY_BIT = 1 << 30
 #: The public word's bit 31: the subject's delayed-record or appeal slot is in use.
 PENDING_BIT = 1 << 31
+# the exit-reason counters are in the order of the reasons (see the full step's exits)
+assert EXIT_POLICY == EXIT_TERM - 6
 
 # draw names within a subject's day (named by meaning; see rng.sub_hash)
 DRAW_CHANNEL = 1 << 20  # + act * 32 + channel
@@ -839,6 +841,11 @@ def decide(i, li, s, kind, age, mem, grades, er, P, st, pub, ctx, rep, popt):  #
     return OUT_GRANTED * 1048576
 
 
+#: Positions in :func:`day_consts`' tuple.
+(DC_T, DC_BUSY, DC_MONTH_START, DC_YEAR_START, DC_YEAR, DC_MONTH, DC_ER0, DC_NCIT, DC_KEY_ACTS,
+ DC_KEY_SVC, DC_ACT, DC_PAIR, DC_REPAY, DC_SVC) = range(14)
+
+
 @register_jitable(inline="always")
 def day_consts(P, ctx):  # type: ignore[no-untyped-def]
     """What every subject's quiet check reads, loaded once per day (and per worker)."""
@@ -905,42 +912,34 @@ def step_with(i, li, dc, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[n
     step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev)
 
 
-#: What :func:`slot_due` finds: an exit (``1 + the exit's code``, its reason in
-#: ``SLOT_EXIT_REASON``), or ``SLOT_FROM + l2``, time on the list leading to list l2.
-SLOT_POLICY, SLOT_TERM, SLOT_OBLIGATION, SLOT_REPAIR = 7, 1, 2, 3
-SLOT_FROM = 16
-SLOT_EXIT_REASON = (EXIT_TERM, EXIT_OBLIGATION, EXIT_REPAIR, 0, 0, 0, EXIT_POLICY)
-
-
 @register_jitable
 def slot_due(rec, s, v, mem, ob, h, t, er, P, first):  # type: ignore[no-untyped-def]
     """What happens today to list slot s (holding ``v``) of a listed subject with ``ob``
-    open obligations: 0 nothing; an exit (the list abolished, its term served, the
-    obligation met, credit repaired); or time on this list leading to a list l2 ≥ ``first``
-    that the subject is not on (``SLOT_FROM + l2``; with ``first`` > 0 the exits are not
-    looked at again). The full step acts on it; the CPU driver's recheck asks it whether an
-    idle listed subject's day changes anything at all."""
+    open obligations: 0 nothing; an exit, as its reason (``EXIT_POLICY``, ``EXIT_TERM``,
+    ``EXIT_OBLIGATION``, ``EXIT_REPAIR``, all negative); or ``1 + l2``, time on this list
+    leading to a list l2 ≥ ``first`` that the subject is not on (with ``first`` > 0 the exits
+    are not looked at again). The full step acts on it; the CPU driver's recheck asks it
+    whether an idle listed subject's day changes anything at all."""
     L = P[D_L]
     lst = (v & 127) - 1
     ll = er * L + lst
     term = P[P[OFF_O + T_LIST_TERM] + ll]
     sd = get_sd(rec, s)
     since = sd - term if term > 0 else sd
-    if first > 0:
-        pass
-    elif P[P[OFF_O + T_LIST_ACTIVE] + ll] == 0:
-        return SLOT_POLICY
-    elif term > 0 and t >= sd:
-        return SLOT_TERM
-    # not on the day of entry (since == t); an extension moves sd, and so since, past
-    # the entry day, so "t > since" would hold a debtor who has paid until then
-    elif P[P[OFF_O + T_LIST_EXIT_OBLIGATION] + ll] != 0 and ob == 0 and t != since:
-        return SLOT_OBLIGATION
-    elif P[P[OFF_O + T_LIST_REPAIR_MIN] + ll] > 0 and ob == 0 and \
-            t - since >= P[P[OFF_O + T_LIST_REPAIR_MIN] + ll]:
-        hr = rng.sub_hash(h, np.uint64(DRAW_REPAIR + lst))
-        if u32(hr) < P[P[OFF_O + T_LIST_REPAIR_THR] + ll]:
-            return SLOT_REPAIR
+    if first == 0:
+        if P[P[OFF_O + T_LIST_ACTIVE] + ll] == 0:
+            return EXIT_POLICY
+        if term > 0 and t >= sd:
+            return EXIT_TERM
+        # not on the day of entry (since == t); an extension moves sd, and so since, past
+        # the entry day, so "t > since" would hold a debtor who has paid until then
+        if P[P[OFF_O + T_LIST_EXIT_OBLIGATION] + ll] != 0 and ob == 0 and t != since:
+            return EXIT_OBLIGATION
+        rmin = P[P[OFF_O + T_LIST_REPAIR_MIN] + ll]
+        if rmin > 0 and ob == 0 and t - since >= rmin:
+            hr = rng.sub_hash(h, np.uint64(DRAW_REPAIR + lst))
+            if u32(hr) < P[P[OFF_O + T_LIST_REPAIR_THR] + ll]:
+                return EXIT_REPAIR
     # time on this list leads to another (e.g. abnormal operations -> serious list)
     for l2 in range(first, L):
         if P[P[OFF_O + T_LIST_FROM] + er * L + l2] != lst or ((mem >> l2) & 1) != 0:
@@ -948,7 +947,7 @@ def slot_due(rec, s, v, mem, ob, h, t, er, P, first):  # type: ignore[no-untyped
         if P[P[OFF_O + T_LIST_ACTIVE] + er * L + l2] == 0:
             continue
         if t - since >= P[P[OFF_O + T_LIST_FROM_DAYS] + er * L + l2]:
-            return SLOT_FROM + l2
+            return 1 + l2
     return 0
 
 
@@ -966,7 +965,7 @@ def held_quiet(rec, p, h, t, er, P):  # type: ignore[no-untyped-def]
     ob = np.int64(rec['counts']) >> 4
     for s in range(3):
         v = get_sl(rec, s)
-        if v != 0 and mem != 0 and slot_due(rec, s, v, mem, ob, h, t, er, P, 0) != 0:
+        if v != 0 and slot_due(rec, s, v, mem, ob, h, t, er, P, 0) != 0:
             return False
     return True
 
@@ -1196,11 +1195,12 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
                 due = slot_due(rec, s, v, mem, ob, h, t, er, P, nxt)
                 if due == 0:
                     break
-                if due < SLOT_FROM:
-                    mem = list_exit(i, li, s, SLOT_EXIT_REASON[due - 1], due - 1, mem, P, rec, cnt,
-                                    cell, ctx, ev)
+                if due < 0:
+                    # the exit reasons count in the order EXIT_TERM, EXIT_OBLIGATION, ...
+                    mem = list_exit(i, li, s, due, EXIT_TERM - due, mem, P, rec, cnt, cell, ctx,
+                                    ev)
                     break
-                l2 = due - SLOT_FROM
+                l2 = due - 1
                 ll2 = er * L + l2
                 mem = list_enter(i, li, l2, (v >> 7) & 1, P[P[OFF_O + T_LIST_FROM_RULE] + ll2], t,
                                  er, mem, P, rec, cnt, cell, ctx, ev)
