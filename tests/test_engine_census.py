@@ -183,6 +183,13 @@ SCALARS = ("objections", "appeals_won_true", "appeals_won_false", "appeals_lost_
 def test_every_mechanism_that_can_fire_does(census_run: tuple[str, dict[str, Any], Any]) -> None:
     name, census, model = census_run
     want = reachable(model)
+    if name != "default":
+        # the longer run is there to show what only its calendar makes reachable (the
+        # serious-dishonesty list, its measures, "moved" exits); what the shipped run can
+        # reach, the shipped run shows, and rare events (a listed debtor asking for honours,
+        # about one in this run) are left to it
+        base = reachable(build_model(scenario_of("default"), citizens=800))
+        want = {family: keys - base.get(family, set()) for family, keys in want.items()}
     silent = [f"{family}.{key}" for family, keys in want.items() for key in sorted(keys)
               if census[family].get(key, 0) <= 0]
     silent += [key for key in SCALARS if census[key] <= 0]

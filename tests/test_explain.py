@@ -37,7 +37,9 @@ def busy_scenario() -> Scenario:
     beh["channels"] = {"social_media": {"false_per_year": 1.0, "coverage": 0.8},
                        "camera": {"misid_per_year": 0.5}}
     beh["acts"] = {"criticise_government": {"rate_per_year": 4.0},
-                   "spread_rumours": {"rate_per_year": 2.0}}
+                   "spread_rumours": {"rate_per_year": 2.0},
+                   # businesses with points of their own to explain
+                   "late_tax_payment": {"rate_per_year": 1.0}}
     beh["services"] = {"private_school": {"requests_per_year": 1.0}}
     return Scenario.from_dict(d)
 

@@ -91,7 +91,10 @@ def test_disparities_add_up(runs: dict[str, Run]) -> None:
             mean = sum(r["population_share"] * r["rate"] for r in rows)
             assert mean == pytest.approx(rows[0]["overall"]), (axis, target)
         for r in rows:
-            assert r["disparity"] == pytest.approx(r["rate"] / r["overall"])
+            if r["rate"] is None:  # a band with nothing to count (no request)
+                assert r["disparity"] is None and r["count"] == 0 and what == "denied"
+            else:
+                assert r["disparity"] == pytest.approx(r["rate"] / r["overall"])
     plain = M.band_disparities(runs["unified"])
     assert "education and age" in plain["note"]
     assert not {r["axis"] for r in plain["rows"]} & {"education", "age"}
@@ -161,6 +164,9 @@ def test_compliance(runs: dict[str, Run]) -> None:
     co = M.compliance(run)
     assert "judgment_debtors" in co["lists"] and co["method"] == "ledger"
     assert 0 <= co["repaid"] <= co["entered"]
+    # listed debtors repay at 0.5 a year, three times as fast while listed: in a 120-day run
+    # most of them are still listed (they once all left within days: the factor was 256)
+    assert co["entered"] > 0 and co["repaid"] < 0.9 * co["entered"]
     assert co["induced_share_of_repayments"] == pytest.approx(1 - 1 / 3.0)
     assert co["induced"] == pytest.approx(co["repaid"] * (1 - 1 / 3.0))
     assert M.compliance(runs["unified"])["lists"] == []

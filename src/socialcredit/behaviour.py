@@ -13,7 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from socialcredit.kernel.layout import MAX_ACT_CHANNELS
+from socialcredit.errors import UserError
+from socialcredit.kernel.layout import (
+    ACT_SLOTS,
+    ACT_W,
+    MAX_ACT_CHANNELS,
+    SVC_COLS,
+    SVC_SLOTS,
+    SVC_W,
+)
 from socialcredit.policy.tables import PolicyTables
 from socialcredit.rng import ONE, threshold
 
@@ -152,8 +160,8 @@ def build_behaviour(catalogue: Any, scenario: Any, policy: PolicyTables) -> tupl
         [q8(listed_factor) if _get(a, "valence", "") == "penalised" else 256 for a in acts],
         dtype=np.int64)
 
-    # each act's interval is as wide as its rate can get under the modifiers (an upper bound
-    # computed with the kernel's own truncating Q8 arithmetic), so the interval never moves
+    # the largest threshold each act can reach under its modifiers (computed with the
+    # kernel's own truncating Q8 arithmetic): it bounds the act's part of its slot
     act_max = np.zeros((R, A), dtype=np.int64)
     for k in range(A):
         m = 256
@@ -168,11 +176,10 @@ def build_behaviour(catalogue: Any, scenario: Any, policy: PolicyTables) -> tupl
             mr = min(mr, cap)
             act_max[r, k] = min((int(act_thr[r, k]) * mr) >> 8, ONE)
     t["act_max"] = act_max
-    act_base, act_total = _end_to_end(act_max, t["act_kind"])
-    if act_total.max() > ONE:
-        raise ValueError("act rates are too high: their sum exceeds one act per subject-day")
-    t["act_base"] = act_base
-    t["act_total"] = act_total
+    t["act_slot"], t["act_slot_max"] = _slots(act_max, t["act_kind"], ACT_SLOTS, "acts")
+    # an act that can be likelier than its slot is wide takes the rest from a draw of its own
+    over, over_n, over_q = _overflow(act_max[:, None, :], t["act_kind"], ACT_W, ACT_SLOTS)
+    t["act_over"], t["act_over_n"], t["act_over_q"] = over, over_n, over_q[:, 0]
     t["chan_cov"] = np.array([[threshold(coverage[h, r]) for r in range(R)] for h in range(H)],
                              dtype=np.int64).reshape(H, R)
     t["chan_delay"] = np.array([int(chan_param(c, "delay_days", 0)) for c in channels],
@@ -213,11 +220,14 @@ def build_behaviour(catalogue: Any, scenario: Any, policy: PolicyTables) -> tupl
     t["pair_thr"] = pair_thr
     t["pair_misid"] = pair_misid
     t["pair_max"] = pair_max
-    pair_base, pair_total = _end_to_end(pair_max, t["pair_kind"])
-    if pair_total.max(initial=0) > ONE:
-        raise ValueError("false-record rates are too high")
-    t["pair_base"] = pair_base
-    t["pair_total"] = pair_total
+    if pair_max.size and pair_max.max() > ACT_W:
+        r, p = (int(v) for v in np.argwhere(pair_max > ACT_W)[0])
+        raise UserError(
+            f"channel '{channels[pairs[p][0]].id}' makes false records of "
+            f"'{acts[pairs[p][1]].id}' {pair_max[r, p] * 365 / ONE:.2f} times a year in region "
+            f"'{regions[r].id}', more than the {ACT_W * 365 / ONE:.2f} a year the draw layout allows")
+    t["pair_slot"], t["pair_slot_max"] = _slots(pair_max, t["pair_kind"], ACT_SLOTS,
+                                                "false-record pairs (channel, act)")
 
     t["svc_kind"] = np.array([kind_of[str(s.kind)] for s in services], dtype=np.int64)
     t.update(_service_tables(services, t["svc_kind"], svc_param, fb))
@@ -233,18 +243,10 @@ def build_behaviour(catalogue: Any, scenario: Any, policy: PolicyTables) -> tupl
     t["repay_thr"] = np.array([_daily(float(_get(beh, "repayment_per_year", 2.0)))],
                               dtype=np.int64)
     comp = bool(_get(fb, "compliance", False))
-    t["repay_listed_mod"] = np.array([q8(float(_get(beh, "compliance_factor", 3.0)) if comp else 256)],
-                                     dtype=np.int64)
+    # compliance under pressure (DESIGN 2.8): with the switch off, listing changes nothing
+    factor = float(_get(beh, "compliance_factor", 3.0)) if comp else 1.0
+    t["repay_listed_mod"] = np.array([q8(factor)], dtype=np.int64)
     t["econ_drop_thr"] = np.array([threshold(ECON_DROP)], dtype=np.int64)
-    for name, kinds, width in (("act", t["act_kind"], A), ("pair", t["pair_kind"], NP)):
-        index = np.full((2, max(width, 1)), -1, dtype=np.int64)
-        counts = np.zeros(2, dtype=np.int64)
-        for kd in range(2):
-            members = [k for k in range(width) if kinds[k] == kd]
-            index[kd, :len(members)] = members
-            counts[kd] = len(members)
-        t[f"{name}_index"] = index[:, :width] if width else np.zeros((2, 0), np.int64)
-        t[f"{name}_count"] = counts
     M = len(policy.measure_names)
     svc_measures = np.full((S, max(M, 1)), -1, dtype=np.int64)
     svc_n = np.zeros(S, dtype=np.int64)
@@ -269,27 +271,34 @@ def _band_values(kind: int, bands: int) -> dict[str, int]:
 def _service_tables(services: list, svc_kind: np.ndarray, svc_param: Any,
                     fb: Any) -> dict[str, np.ndarray]:
     """Service request thresholds for every month, kind and bands row
-    (``kernel.step.svc_row``).
+    (``kernel.step.svc_row``), laid out in the fixed slots of the request draw.
 
-    A subject's day draw falls in at most one service's interval; the intervals are laid out
-    end to end with their exact widths *for the month and the subject's bands*, so a draw
-    that lands in an interval is a request (no rejection step) and the quiet path of the
-    kernel can tell a day without a request from one number, ``svc_total_b``. A service out
-    of its season, and age bands that do not ask, get width 0. The rates depend on the
-    month, the kind and the income, education, age and urban bands only (not on the region
-    or on consent), so the rows are ``(month0 * 2 + kind) * 128 + (bands & 127)``, of which
-    one day reads 256: small tables that stay in the processor's cache. Each row is padded
-    to a multiple of ``SVC_LANES`` services (the padding never starts at or below a draw), so
-    that the kernel finds the interval with a fixed number of vector compares."""
-    from socialcredit.kernel.step import SVC_LANES, SVC_PAD, svc_width
-
+    The j-th service of a kind, in catalogue order, owns slot j of that kind's request draw
+    (``SVC_SLOTS`` slots of ``SVC_W``): a draw falls in at most one slot, and is a request
+    when its place in the slot is below that service's threshold for the month and the
+    subject's bands. A slot's place never depends on a rate, so one service's rate or season
+    moves no other service's requests (DESIGN 2.9). A service out of its season, and age bands
+    that do not ask, get threshold 0. The rates depend on the month, the kind and the income,
+    education, age and urban bands only (not on the region or on consent), so the rows are
+    ``(month0 * 2 + kind) * 128 + (bands & 127)``, of which one day reads 256. Rows have
+    ``SVC_COLS`` columns (the slots, then zeros), so the slot a draw names is always a
+    column."""
     S = len(services)
-    W = svc_width(S)
     year = np.zeros((2, 128, S), dtype=np.int64)
     months = np.zeros((12, S), dtype=bool)
     retry = np.zeros(S, dtype=np.int64)
     econ = np.zeros(S, dtype=np.int64)
+    slot = np.full((2, SVC_COLS), -1, dtype=np.int64)
+    col = np.zeros(S, dtype=np.int64)
+    used = [0, 0]
     for k, s in enumerate(services):
+        kd = int(svc_kind[k])
+        if used[kd] >= SVC_SLOTS:
+            raise UserError(f"the catalogue has more than {SVC_SLOTS} services of one kind of "
+                            "subject, more than the request draw has slots for")
+        col[k] = used[kd]
+        slot[kd, used[kd]] = k
+        used[kd] += 1
         ms = list(_get(s, "months", None) or range(1, 13))
         months[[m - 1 for m in ms], k] = True
         ages = set(_get(s, "ages", None) or [1, 2, 3])
@@ -297,7 +306,6 @@ def _service_tables(services: list, svc_kind: np.ndarray, svc_param: Any,
         base = _daily(per_year)
         retry[k] = threshold(float(svc_param(s, "retry", 0.0)))
         econ[k] = 1 if (s.id in ECONOMIC_SERVICES and bool(_get(fb, "economic", False))) else 0
-        kd = int(svc_kind[k])
         axes = ("income", "education", "age", "urban") if kd == 0 else ("size",)
         mods = {ax: [q8(v) for v in _mods(s, ax, 2 if ax == "urban" else 4)] for ax in axes}
         for b in range(128):
@@ -308,16 +316,22 @@ def _service_tables(services: list, svc_kind: np.ndarray, svc_param: Any,
             for ax in axes:
                 thr = (thr * mods[ax][bv[ax]]) >> 8
             year[kd, b, k] = thr
-    thr_b = np.zeros((12, 2, 128, W), dtype=np.int64)
-    thr_b[..., :S] = year[None] * months[:, None, None, :]
-    base_b = np.full_like(thr_b, SVC_PAD)
-    base_b[..., :S] = np.cumsum(thr_b[..., :S], axis=-1) - thr_b[..., :S]
-    total_b = thr_b.sum(axis=-1)
-    if total_b.max(initial=0) > ONE:
-        raise ValueError("service request rates are too high: more than one request a day")
-    assert W % SVC_LANES == 0
-    return {"svc_thr_b": thr_b, "svc_base_b": base_b, "svc_total_b": total_b,
-            "svc_retry_thr": retry, "svc_economic": econ}
+    thr_b = np.zeros((12, 2, 128, SVC_COLS), dtype=np.int64)
+    for k in range(S):
+        kd = int(svc_kind[k])
+        thr_b[:, kd, :, col[k]] = year[kd, :, k][None, :] * months[:, k][:, None]
+    # a service that some subjects ask for more often than its slot allows takes the rest
+    # from a draw of its own; the largest such threshold per month and kind
+    per_month = (year[None, :, :, :] * months[:, None, None, :]).max(axis=2)  # [12, 2, S]
+    over, over_n, _ = _overflow(per_month.max(axis=(0, 1))[None, None, :], svc_kind, SVC_W,
+                                SVC_COLS)
+    q = np.zeros((12, 2, SVC_COLS), dtype=np.int64)
+    for kd in range(2):
+        for j in range(int(over_n[kd])):
+            k = int(over[kd, j])
+            q[:, kd, j] = [overflow_q(int(v), SVC_W) for v in per_month[:, kd, k]]
+    return {"svc_thr_b": thr_b, "svc_slot": slot, "svc_col": col, "svc_retry_thr": retry,
+            "svc_economic": econ, "svc_over": over, "svc_over_n": over_n, "svc_over_q": q}
 
 
 def _plain_table(policy: PolicyTables, S: int) -> np.ndarray:
@@ -358,15 +372,60 @@ def _plain_table(policy: PolicyTables, S: int) -> np.ndarray:
     return plain
 
 
-def _end_to_end(widths: np.ndarray, kinds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lay intervals of the draw space end to end, per region and subject kind, in index
-    order: the start of each (``[R, N]``) and the total width per kind (``[R, 2]``)."""
+def overflow_q(p: int, width: int) -> int:
+    """The threshold of an act's (or service's) own overflow draw when its threshold ``p``
+    exceeds its slot's ``width``: it happens when the draw lands in its slot (probability
+    w = width / 2**32) or, failing that, when its own draw falls below q, with
+    w + (1 - w) q = p / 2**32. The kernels compute the same (``kernel.step.overflow_thr``)."""
+    if p <= width:
+        return 0
+    return min(ONE, (p - width) * (ONE // width) // (ONE // width - 1))
+
+
+def _overflow(widths: np.ndarray, kinds: np.ndarray, width: int,
+              n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which acts (or services) of each kind can exceed their slot's ``width`` anywhere
+    (``widths``: ``[R, X, N]`` their largest thresholds), listed per kind (``[2, n]``, -1
+    padded), how many (``[2]``), and the largest threshold of their own draws
+    (``[R, X, 2, n]`` per row of ``widths``' first two axes)."""
+    R, X, N = widths.shape
+    over = np.full((2, n), -1, dtype=np.int64)
+    count = np.zeros(2, dtype=np.int64)
+    q = np.zeros((R, X, 2, n), dtype=np.int64)
+    for k in range(N):
+        if widths[:, :, k].max(initial=0) <= width:
+            continue
+        kd = int(kinds[k])
+        j = int(count[kd])
+        over[kd, j] = k
+        count[kd] += 1
+        for r in range(R):
+            for x in range(X):
+                q[r, x, kd, j] = overflow_q(int(widths[r, x, k]), width)
+    return over, count, q
+
+
+def _slots(widths: np.ndarray, kinds: np.ndarray, n_slots: int,
+           what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed draw layout of acts or false-record pairs (DESIGN 2.9).
+
+    The j-th act (or pair) of a kind, in catalogue order, owns slot j of that kind's draw:
+    the draw's top bits name the slot, its low bits are compared with the act's own
+    threshold. A slot's place depends on nothing but the catalogue, so no rate, policy or
+    feedback switch moves another act's draws. Returns the slot table (``[2, n_slots]``,
+    the index in each slot or -1) and each slot's largest threshold per region and kind
+    (``[R, 2, n_slots]``), which lets the quiet paths rule a slot out with one compare."""
     R, N = widths.shape
-    base = np.zeros((R, N), dtype=np.int64)
-    total = np.zeros((R, 2), dtype=np.int64)
-    for r in range(R):
-        for k in range(N):
-            kd = int(kinds[k])
-            base[r, k] = total[r, kd]
-            total[r, kd] += widths[r, k]
-    return base, total
+    slot = np.full((2, n_slots), -1, dtype=np.int64)
+    slot_max = np.zeros((R, 2, n_slots), dtype=np.int64)
+    used = [0, 0]
+    for k in range(N):
+        kd = int(kinds[k])
+        j = used[kd]
+        if j >= n_slots:
+            raise UserError(f"the catalogue has more than {n_slots} {what} of one kind of subject, "
+                            "more than the draw layout has slots for")
+        used[kd] += 1
+        slot[kd, j] = k
+        slot_max[:, kd, j] = widths[:, k]
+    return slot, slot_max

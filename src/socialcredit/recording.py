@@ -25,7 +25,7 @@ def column_names(model: Any) -> list[str]:
     for fam, j in model.packed.metric_columns:
         if fam == "acts":
             names.append(f"acts_{pol.act_names[j]}")
-        elif fam in ("records_true", "records_false"):
+        elif fam in ("records_true", "records_false", "records_corroborating"):
             names.append(f"{fam}_{pol.channel_names[j]}")
         elif fam in ("list_enter", "list_extend", "list_exit"):
             names.append(f"{fam.split('_')[1]}_{pol.list_names[j]}")
@@ -137,6 +137,7 @@ class DailyCollector:
 def _prefix(fam: str) -> str:
     return {
         "acts": "acts_", "records_true": "records_true_", "records_false": "records_false_",
+        "records_corroborating": "records_corroborating_",
         "list_enter": "enter_", "list_extend": "extend_", "list_exit": "exit_",
         "exit_reason": "exits_", "decisions": "", "wrongful": "wrongful_",
         "measure_fired": "measure_",
@@ -159,7 +160,8 @@ SCHEMAS = {
     "records": pa.schema([("day", pa.date32()), ("subject_id", pa.int64()),
                           ("act", pa.dictionary(pa.int16(), pa.string())),
                           ("channel", pa.dictionary(pa.int16(), pa.string())),
-                          ("true_record", pa.bool_()), ("delayed", pa.bool_())]),
+                          ("true_record", pa.bool_()), ("delayed", pa.bool_()),
+                          ("corroborating", pa.bool_())]),
     "ledger": pa.schema([("day", pa.date32()), ("subject_id", pa.int64()),
                          ("rule", pa.dictionary(pa.int16(), pa.string())),
                          ("points", pa.int32()), ("score", pa.int32()),
@@ -202,6 +204,7 @@ def event_tables(model: Any, day: int, ev: np.ndarray) -> dict[str, pa.Table]:
         cols["channel"] = _dict(ev[sel, 3], pol.channel_names)
         cols["true_record"] = pa.array(ev[sel, 4] == 1)
         cols["delayed"] = pa.array(ev[sel, 5] == 1)
+        cols["corroborating"] = pa.array(ev[sel, 5] == 2)
         out["records"] = pa.table(cols, schema=SCHEMAS["records"])
     sel = typ == LY.EV_LEDGER
     if sel.any():

@@ -284,7 +284,7 @@ class _Story:
                    "obligation": bool(b)}
         elif typ == LY.EV_RECORD:
             out = {"type": "record", "act": pol.act_names[a], "channel": pol.channel_names[b],
-                   "true_record": bool(c), "delayed": bool(d)}
+                   "true_record": bool(c), "delayed": d == 1, "corroborating": d == 2}
         elif typ == LY.EV_LEDGER:
             st.score = c
             out = {"type": "points", "rule": self.rule(a), "reference": self.rule_ref(a),

@@ -227,8 +227,10 @@ def _disparity_rows(axis: str, kind: str, what: str, target: str, source: str,
         return []
     pop_all = sum(population.values())
     out = []
-    for b in sorted(per_band):
-        num, den = per_band[b]
+    # every band of the population gets a row, also one with nothing to count (a band
+    # that made no request: its rate is unknown, not zero), so the shares add up to one
+    for b in sorted(set(per_band) | {k for k, v in population.items() if v > 0}):
+        num, den = per_band.get(b, (0.0, 0.0))
         rate = _ratio(num, den)
         out.append({
             "axis": axis, "band": names[b] if 0 <= b < len(names) else str(b), "kind": kind,

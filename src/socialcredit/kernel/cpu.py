@@ -31,13 +31,24 @@ from numba.extending import intrinsic
 import socialcredit.jitcache  # noqa: F401  (before any cached jit)
 from socialcredit import rng
 from socialcredit.kernel.layout import (
+    ACT_LOW,
+    ACT_SHIFT,
+    ACT_SLOTS,
     D_R,
     OFF_O,
-    T_ACT_TOTAL,
-    T_PAIR_TOTAL,
+    SVC_COLS,
+    SVC_W,
+    T_ACT_OVER,
+    T_ACT_OVER_N,
+    T_ACT_OVER_Q,
+    T_ACT_SLOT_MAX,
+    T_PAIR_SLOT_MAX,
     T_REPAY_LISTED_MOD,
     T_REPAY_THR,
-    T_SVC_TOTAL_B,
+    T_SVC_OVER,
+    T_SVC_OVER_N,
+    T_SVC_OVER_Q,
+    T_SVC_THR_B,
 )
 from socialcredit.kernel.step import (
     C_BUSY,
@@ -52,7 +63,9 @@ from socialcredit.kernel.step import (
     DC_MONTH,
     DC_SVC,
     DIRTY_BIT,
+    DRAW_ACT_OVER,
     DRAW_REPAY,
+    DRAW_SVC_OVER,
     QUIET_MASK,
     day_consts,
     held_quiet,
@@ -60,8 +73,10 @@ from socialcredit.kernel.step import (
     mod,
     plain_grant,
     plain_request,
+    slot_hit,
     step_full,
     step_with,
+    svc_hit,
     svc_row,
     word_bands,
 )
@@ -78,10 +93,19 @@ _S32 = np.uint64(32)
 #: ``rng.sub_hash(h, DRAW_REPAY)`` is ``mix(h ^ _REPAY)``.
 _REPAY = np.uint64((DRAW_REPAY * int(rng._M1)) % (1 << 64))
 _QUIET_MASK = np.uint32(QUIET_MASK)
-#: Layout of the screen's thresholds (uint32): per kind (citizen, business) the largest act,
-#: false-pair and request thresholds, the repayment threshold, and whether to screen at all.
-SCR_ACT, SCR_PAIR, SCR_SVC, SCR_REPAY, SCR_ON = 0, 2, 4, 6, 7
-N_SCR = 8
+#: Layout of the screen's thresholds (uint32), one row per month: per kind (citizen,
+#: business) the largest threshold of each act slot (``ACT_SLOTS`` each), the largest
+#: false-record threshold of any slot (one each), the largest threshold of each request
+#: slot (``SVC_COLS`` each); then the repayment threshold and whether to screen at all.
+SCR_ACT = 0
+SCR_PAIR = SCR_ACT + 2 * ACT_SLOTS
+SCR_SVC = SCR_PAIR + 2
+SCR_REPAY = SCR_SVC + 2 * SVC_COLS
+SCR_ON = SCR_REPAY + 1
+N_SCR = SCR_ON + 1
+_ACT_SHIFT = np.uint32(ACT_SHIFT)
+_ACT_LOW = np.uint32(ACT_LOW)
+_SVC_W = np.uint32(SVC_W)
 #: Rows of a chunk's scratch block: the screen's flags and draws, then the subjects to step.
 ROW_FLAG, ROW_ACT_HI, ROW_ACT_LO, ROW_REPAY, ROW_SVC, ROW_INDEX, ROW_WORK = range(7)
 N_ROWS = 7
@@ -101,17 +125,16 @@ def screen_thresholds(P: np.ndarray) -> np.ndarray:
     then screening is off and every subject takes the exact step."""
     R = int(P[D_R])
     out = np.zeros((12, N_SCR), dtype=np.uint32)
-    act = P[P[OFF_O + T_ACT_TOTAL]:][:2 * R].reshape(R, 2)
-    pair = P[P[OFF_O + T_PAIR_TOTAL]:][:2 * R].reshape(R, 2)
-    svc = P[P[OFF_O + T_SVC_TOTAL_B]:][:12 * 2 * 128].reshape(12, 2, 128)
+    act = P[P[OFF_O + T_ACT_SLOT_MAX]:][:R * 2 * ACT_SLOTS].reshape(R, 2, ACT_SLOTS).max(axis=0)
+    pair = P[P[OFF_O + T_PAIR_SLOT_MAX]:][:R * 2 * ACT_SLOTS].reshape(R, 2, ACT_SLOTS)
+    svc = P[P[OFF_O + T_SVC_THR_B]:][:12 * 2 * 128 * SVC_COLS].reshape(12, 2, 128, SVC_COLS)
     repay = int(P[P[OFF_O + T_REPAY_THR]])
     for m in range(12):
-        highs = [int(act[:, k].max()) for k in (0, 1)] + \
-            [int(pair[:, k].max()) for k in (0, 1)] + [int(svc[m, k].max()) for k in (0, 1)] + \
-            [repay]
-        if max(highs) >= 1 << 32 or min(highs) < 0:
+        row = np.concatenate([act.ravel(), pair.max(axis=(0, 2)), svc[m].max(axis=1).ravel(),
+                              [repay]])
+        if row.max() >= 1 << 32 or row.min() < 0:
             return np.zeros((12, N_SCR), dtype=np.uint32)
-        out[m, :SCR_ON] = highs
+        out[m, :SCR_ON] = row
         out[m, SCR_ON] = 1
     return out
 
@@ -176,15 +199,50 @@ def screen(g0, li0, nb, k_acts, k_svc, pub, par, thr_act, thr_pair, thr_svc, thr
         # moved score on a grading day
         f = np.uint32((p & _QUIET_MASK) != 0) | (grading & (p >> np.uint32(30)))
         f |= (p >> np.uint32(31)) & np.uint32(((p >> np.uint32(8)) & np.uint32(255)) == today)
-        f |= np.uint32(ah < thr_act) | np.uint32(al < thr_pair)
+        # an act or a false record: the slot the draw's top bits name, against that slot's
+        # largest threshold (false records: the largest of any slot)
+        f |= np.uint32((ah & _ACT_LOW) < thr_act[ah >> _ACT_SHIFT])
+        f |= np.uint32((al & _ACT_LOW) < thr_pair)
         f |= np.uint32(rh < thr_repay)
         # bit 1: a request may have been drawn (bit 0: anything else)
-        f |= np.uint32(sh < thr_svc) << np.uint32(1)
+        k = sh // _SVC_W
+        f |= np.uint32((sh - k * _SVC_W) < thr_svc[k]) << np.uint32(1)
         flags[j] = f
         act_hi[j] = ah
         act_lo[j] = al
         repay[j] = rh
         svc[j] = sh
+
+
+@njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
+def screen_over(g0, nb, dc, P, kind, scr):  # type: ignore[no-untyped-def]
+    """For a kind with acts or services likelier than their slots are wide: flag (bit 2)
+    the subjects whose own draw of such an act or service falls below the largest threshold
+    it has (any region; this month), so that the recheck sends them to the full step."""
+    flags = scr[ROW_FLAG]
+    act_hi = scr[ROW_ACT_HI]
+    act_lo = scr[ROW_ACT_LO]
+    R = P[D_R]
+    for x in range(P[P[OFF_O + T_ACT_OVER_N] + kind]):
+        a = P[P[OFF_O + T_ACT_OVER] + kind * ACT_SLOTS + x]
+        q = np.int64(0)
+        for r in range(R):
+            q = max(q, P[P[OFF_O + T_ACT_OVER_Q] + (r * 2 + kind) * ACT_SLOTS + x])
+        d = np.uint64(DRAW_ACT_OVER + a)
+        for j in range(nb):
+            h = (np.uint64(act_hi[j]) << _S32) | np.uint64(act_lo[j])
+            if np.int64(rng.hi32(rng.sub_hash(h, d))) < q:
+                flags[j] |= np.uint32(4)
+    month = dc[DC_MONTH]
+    k_svc = dc[DC_KEY_SVC]
+    for x in range(P[P[OFF_O + T_SVC_OVER_N] + kind]):
+        s = P[P[OFF_O + T_SVC_OVER] + kind * SVC_COLS + x]
+        q = P[P[OFF_O + T_SVC_OVER_Q] + ((month - 1) * 2 + kind) * SVC_COLS + x]
+        d = np.uint64(DRAW_SVC_OVER + s)
+        for j in range(nb):
+            h2 = rng.subject_hash(k_svc, np.uint64(g0 + j))
+            if np.int64(rng.hi32(rng.sub_hash(h2, d))) < q:
+                flags[j] |= np.uint32(4)
 
 
 @njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
@@ -211,8 +269,8 @@ def recheck_words(li0, nb, dc, P, pub, par, kind, st, scr):  # type: ignore[no-u
         j = np.int64(work[q])
         p = np.int64(pub[par, li0 + j])
         if flags[j] == 2 and (p >> 31) == 0:
-            t_req = P[o_svc + svc_row(month, kind, word_bands(p))]
-            flags[j] = 1 if np.int64(svc[j]) < t_req else 0
+            flags[j] = 1 if svc_hit(P, o_svc, svc_row(month, kind, word_bands(p)),
+                                    np.int64(svc[j])) else 0
         else:
             index[m] = j  # (index is free until the end: a list of those to read)
             m += 1
@@ -225,8 +283,12 @@ def recheck_words(li0, nb, dc, P, pub, par, kind, st, scr):  # type: ignore[no-u
 def look(g, li0, nb, dc, P, pub, par, kind, st, tm, grading, today, scr):  # type: ignore[no-untyped-def]
     """Screen the block of ``nb`` subjects from ``g`` and run the recheck's first part on
     it (:func:`recheck_words`); returns what that returns."""
-    screen(g, li0, nb, dc[DC_KEY_ACTS], dc[DC_KEY_SVC], pub, par, tm[SCR_ACT + kind],
-           tm[SCR_PAIR + kind], tm[SCR_SVC + kind], tm[SCR_REPAY], grading, today, scr)
+    a0 = SCR_ACT + kind * ACT_SLOTS
+    s0 = SCR_SVC + kind * SVC_COLS
+    screen(g, li0, nb, dc[DC_KEY_ACTS], dc[DC_KEY_SVC], pub, par, tm[a0:a0 + ACT_SLOTS],
+           tm[SCR_PAIR + kind], tm[s0:s0 + SVC_COLS], tm[SCR_REPAY], grading, today, scr)
+    if P[P[OFF_O + T_ACT_OVER_N] + kind] + P[P[OFF_O + T_SVC_OVER_N] + kind] != 0:
+        screen_over(g, nb, dc, P, kind, scr)
     return recheck_words(li0, nb, dc, P, pub, par, kind, st, scr)
 
 
@@ -260,16 +322,16 @@ def recheck_records(li0, k, m, dc, P, st, pub, par, kind, scr):  # type: ignore[
         # every test below is computed, and their results added as integers, so that the
         # compiler has no reason to turn them into jumps
         rk = np.int64(rec['region']) * 2 + kind
-        t_act = P[o_act + rk]
-        t_pair = P[o_pair + rk]
-        t_req = P[o_svc + svc_row(month, kind, np.int64(rec['bands']))]
         thr_r = thr_rep_listed if (p & 255) != 0 else thr_rep
-        other = np.int64(w1 != 0) * np.int64(((w1 >> 13) & 1023) == tm)
+        other = np.int64((flags[j] >> 2) & 1)  # an act's or a service's own draw
+        other += np.int64(w1 != 0) * np.int64(((w1 >> 13) & 1023) == tm)
         other += np.int64(w2 != 0) * np.int64(((w2 >> 13) & 1023) == tm)
         other += grading * ((p >> 30) & 1)
-        other += np.int64(np.int64(act_hi[j]) < t_act) + np.int64(np.int64(act_lo[j]) < t_pair)
+        other += np.int64(slot_hit(P, o_act, rk, np.int64(act_hi[j])))
+        other += np.int64(slot_hit(P, o_pair, rk, np.int64(act_lo[j])))
         other += np.int64((np.int64(rec['counts']) >> 4) != 0) * np.int64(np.int64(repay[j]) < thr_r)
-        req = np.int64(np.int64(svc[j]) < t_req)
+        req = np.int64(svc_hit(P, o_svc, svc_row(month, kind, np.int64(rec['bands'])),
+                               np.int64(svc[j])))
         if (p & QUIET_MASK) != 0:
             # on a list or with a forced grade: quiet only if nothing at all is due
             # (the screen kept the subject's act hash in two halves)

@@ -15,6 +15,24 @@ from __future__ import annotations
 D_E, D_R, D_A, D_H, D_S, D_L, D_M, D_G, D_P, D_T, D_C, D_B, D_CELLS = range(13)
 N_DIMS = 13
 MAX_ACT_CHANNELS = 4
+#: The draw layout (DESIGN 2.9, docs/design-notes.md). A subject-day's 32-bit act draw (and
+#: its false-record draw) is cut into ``ACT_SLOTS`` fixed slots of ``ACT_W``: the j-th act of
+#: a kind in catalogue order owns slot j, whose number is the draw's top bits; the act happens
+#: when the draw's low bits fall below the act's own threshold. The request draw is cut into
+#: ``SVC_SLOTS`` slots of ``SVC_W`` the same way (rows padded to ``SVC_COLS``). No slot's
+#: place depends on any rate, so no act, channel or service moves another's draws.
+ACT_SLOTS = 64
+ACT_SHIFT = 26
+ACT_W = 1 << ACT_SHIFT
+ACT_LOW = ACT_W - 1
+SVC_SLOTS = 24
+SVC_W = (1 << 32) // SVC_SLOTS
+SVC_COLS = 32
+#: An act (or service) likelier than its slot is wide gets the rest from a draw of its own
+#: (``behaviour.overflow_q``): these are ``ONE // width`` for the two widths.
+ACT_PER = (1 << 32) // ACT_W
+SVC_PER = (1 << 32) // SVC_W
+assert ACT_SLOTS * ACT_W == 1 << 32 and SVC_SLOTS < SVC_COLS
 RETRY_MAX = 3  # further attempts after a denial on the same day
 NO_GRADE = 15
 
@@ -40,18 +58,18 @@ TABLES = [
     "measure_grade_lo", "measure_grade_hi", "measure_reach",
     "objection_window", "appeal_delay", "appeal_win_true_thr", "appeal_win_false_thr",
     # behaviour (scenario + catalogue), see socialcredit.behaviour
-    "act_kind", "act_obligation", "act_thr", "act_base", "act_max", "act_total",
+    "act_kind", "act_obligation", "act_thr", "act_slot", "act_max", "act_slot_max",
     "act_mod_income", "act_mod_edu", "act_mod_age", "act_mod_urban", "act_mod_listed",
     "act_mod_policy", "act_channels", "mod_cap",
     "chan_cov", "chan_delay",
-    "pair_act", "pair_chan", "pair_kind", "pair_thr", "pair_misid", "pair_base", "pair_max",
-    "pair_total", "chan_misid_age", "chan_misid_income",
-    "svc_kind", "svc_thr_b", "svc_base_b", "svc_total_b", "svc_retry_thr",
+    "pair_act", "pair_chan", "pair_kind", "pair_thr", "pair_misid", "pair_slot", "pair_max",
+    "pair_slot_max", "chan_misid_age", "chan_misid_income",
+    "svc_kind", "svc_thr_b", "svc_slot", "svc_col", "svc_retry_thr",
     "svc_economic",
     "aware_thr", "listed_request_factor", "obj_thr", "obj_mod_edu", "obj_mod_income",
     "repay_thr", "repay_listed_mod", "econ_drop_thr",
-    "act_index", "act_count", "pair_index", "pair_count", "svc_measures", "svc_nmeasures",
-    "svc_plain",
+    "svc_measures", "svc_nmeasures",
+    "svc_plain", "act_over", "act_over_n", "act_over_q", "svc_over", "svc_over_n", "svc_over_q",
 ]  # fmt: skip
 T = {name: i for i, name in enumerate(TABLES)}
 
@@ -67,24 +85,25 @@ T = {name: i for i, name in enumerate(TABLES)}
     T_MEASURE_SERVICE, T_MEASURE_EFFECT, T_MEASURE_ACTIVE, T_MEASURE_LISTS,
     T_MEASURE_GRADE_LO, T_MEASURE_GRADE_HI, T_MEASURE_REACH,
     T_OBJECTION_WINDOW, T_APPEAL_DELAY, T_APPEAL_WIN_TRUE_THR, T_APPEAL_WIN_FALSE_THR,
-    T_ACT_KIND, T_ACT_OBLIGATION, T_ACT_THR, T_ACT_BASE, T_ACT_MAX, T_ACT_TOTAL,
+    T_ACT_KIND, T_ACT_OBLIGATION, T_ACT_THR, T_ACT_SLOT, T_ACT_MAX, T_ACT_SLOT_MAX,
     T_ACT_MOD_INCOME, T_ACT_MOD_EDU, T_ACT_MOD_AGE, T_ACT_MOD_URBAN, T_ACT_MOD_LISTED,
     T_ACT_MOD_POLICY, T_ACT_CHANNELS, T_MOD_CAP,
     T_CHAN_COV, T_CHAN_DELAY,
-    T_PAIR_ACT, T_PAIR_CHAN, T_PAIR_KIND, T_PAIR_THR, T_PAIR_MISID, T_PAIR_BASE, T_PAIR_MAX,
-    T_PAIR_TOTAL, T_CHAN_MISID_AGE, T_CHAN_MISID_INCOME,
-    T_SVC_KIND, T_SVC_THR_B, T_SVC_BASE_B, T_SVC_TOTAL_B, T_SVC_RETRY_THR,
+    T_PAIR_ACT, T_PAIR_CHAN, T_PAIR_KIND, T_PAIR_THR, T_PAIR_MISID, T_PAIR_SLOT, T_PAIR_MAX,
+    T_PAIR_SLOT_MAX, T_CHAN_MISID_AGE, T_CHAN_MISID_INCOME,
+    T_SVC_KIND, T_SVC_THR_B, T_SVC_SLOT, T_SVC_COL, T_SVC_RETRY_THR,
     T_SVC_ECONOMIC,
     T_AWARE_THR, T_LISTED_REQUEST_FACTOR, T_OBJ_THR, T_OBJ_MOD_EDU, T_OBJ_MOD_INCOME,
     T_REPAY_THR, T_REPAY_LISTED_MOD, T_ECON_DROP_THR,
-    T_ACT_INDEX, T_ACT_COUNT, T_PAIR_INDEX, T_PAIR_COUNT, T_SVC_MEASURES, T_SVC_NMEASURES,
-    T_SVC_PLAIN,
+    T_SVC_MEASURES, T_SVC_NMEASURES,
+    T_SVC_PLAIN, T_ACT_OVER, T_ACT_OVER_N, T_ACT_OVER_Q, T_SVC_OVER, T_SVC_OVER_N, T_SVC_OVER_Q,
 ) = range(len(TABLES))  # fmt: skip
 
 # --- events: one int32 row of EV_WIDTH per event --------------------------------------------
 EV_WIDTH = 6  # type, subject, a, b, c, d
 EV_ACT = 1  # a=act, b=obligation created (0/1)
-EV_RECORD = 2  # a=act, b=channel, c=true (1) / false (0), d=delayed (1) / immediate (0)
+EV_RECORD = 2  # a=act, b=channel, c=true (1) / false (0), d=delayed (1) / immediate (0) /
+#               corroborating (2: another channel's record of an act already on file)
 EV_LEDGER = 3  # a=rule (-2 expiry, -3 appeal reversal, -4 scoring starts), b=points, c=score
 EV_LIST = 4  # a=list, b=event (0 enter, 1 extend, 2 exit), c=reason (rule or EXIT_*), d=false
 EV_DECISION = 5  # a=service, b=outcome (0 granted, 1 denied, 2 fast-tracked), c=measure, d=wrong
@@ -128,7 +147,7 @@ METRICS = [
     "expired_points", "objections", "objection_overflow", "appeals_won_true",
     "appeals_won_false", "appeals_lost_true", "appeals_lost_false", "repairs", "overrides",
     "obligations_created", "obligations_met", "delay_overflow", "list_overflow",
-    "income_drops", "requests", "retries",
+    "income_drops", "requests", "retries", "records_corroborating",
     # stocks (kept as daily deltas; the engine sums them)
     "grade_count", "listed", "listed_false", "score_sum", "scored", "subjects",
 ]  # fmt: skip
@@ -138,7 +157,7 @@ METRICS = [
     M_EXPIRED_POINTS, M_OBJECTIONS, M_OBJECTION_OVERFLOW, M_APPEALS_WON_TRUE,
     M_APPEALS_WON_FALSE, M_APPEALS_LOST_TRUE, M_APPEALS_LOST_FALSE, M_REPAIRS, M_OVERRIDES,
     M_OBLIGATIONS_CREATED, M_OBLIGATIONS_MET, M_DELAY_OVERFLOW, M_LIST_OVERFLOW,
-    M_INCOME_DROPS, M_REQUESTS, M_RETRIES,
+    M_INCOME_DROPS, M_REQUESTS, M_RETRIES, M_RECORDS_CORROBORATING,
     M_GRADE_COUNT, M_LISTED, M_LISTED_FALSE, M_SCORE_SUM, M_SCORED, M_SUBJECTS,
 ) = range(len(METRICS))  # fmt: skip
 N_METRICS = len(METRICS)
@@ -153,7 +172,7 @@ def metric_sizes(A: int, H: int, S: int, L: int, M: int, G: int) -> dict[str, in
     """How many columns each metric family has."""
     sizes = {name: 1 for name in METRICS}
     sizes.update(
-        acts=A, records_true=H, records_false=H, list_enter=L, list_extend=L, list_exit=L,
+        acts=A, records_true=H, records_false=H, records_corroborating=H, list_enter=L, list_extend=L, list_exit=L,
         exit_reason=N_EXIT_REASONS, decisions=S * 3, wrongful=S, measure_fired=M,
         grade_count=NO_GRADE + 1, listed=L, listed_false=L,
     )  # fmt: skip

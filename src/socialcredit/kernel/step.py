@@ -33,6 +33,11 @@ from socialcredit import rng
 from socialcredit.kernel.atomic import atomic_add
 from socialcredit.kernel.group import household_range, represented_range
 from socialcredit.kernel.layout import (
+    ACT_LOW,
+    ACT_PER,
+    ACT_SHIFT,
+    ACT_SLOTS,
+    ACT_W,
     CELLS_PER_REGION,
     D_A,
     D_G,
@@ -88,6 +93,7 @@ from socialcredit.kernel.layout import (
     M_OVERRIDES,
     M_POINTS_DOWN,
     M_POINTS_UP,
+    M_RECORDS_CORROBORATING,
     M_RECORDS_FALSE,
     M_RECORDS_TRUE,
     M_REPAIRS,
@@ -109,14 +115,12 @@ from socialcredit.kernel.layout import (
     RULE_APPEAL,
     RULE_EXPIRY,
     RULE_START,
-    T_ACT_BASE,
+    SVC_COLS,
+    SVC_PER,
+    SVC_W,
     T_ACT_CATEGORY,
     T_ACT_CHANNELS,
-    T_ACT_COUNT,
     T_ACT_ESCALATION_PCT,
-    T_ACT_INDEX,
-    T_ACT_KIND,
-    T_ACT_MAX,
     T_ACT_MOD_AGE,
     T_ACT_MOD_EDU,
     T_ACT_MOD_INCOME,
@@ -124,10 +128,14 @@ from socialcredit.kernel.layout import (
     T_ACT_MOD_POLICY,
     T_ACT_MOD_URBAN,
     T_ACT_OBLIGATION,
+    T_ACT_OVER,
+    T_ACT_OVER_N,
+    T_ACT_OVER_Q,
     T_ACT_POINTS,
     T_ACT_RULE,
+    T_ACT_SLOT,
+    T_ACT_SLOT_MAX,
     T_ACT_THR,
-    T_ACT_TOTAL,
     T_ACT_VALIDITY,
     T_APPEAL_DELAY,
     T_APPEAL_WIN_FALSE_THR,
@@ -180,29 +188,28 @@ from socialcredit.kernel.layout import (
     T_OVERRIDE_GRADE,
     T_OVERRIDE_RULE,
     T_PAIR_ACT,
-    T_PAIR_BASE,
     T_PAIR_CHAN,
-    T_PAIR_COUNT,
-    T_PAIR_INDEX,
-    T_PAIR_KIND,
-    T_PAIR_MAX,
     T_PAIR_MISID,
+    T_PAIR_SLOT,
+    T_PAIR_SLOT_MAX,
     T_PAIR_THR,
-    T_PAIR_TOTAL,
     T_REPAY_LISTED_MOD,
     T_REPAY_THR,
     T_SCORE_CEILING,
     T_SCORE_FLOOR,
     T_SCORE_START,
     T_SCORING,
-    T_SVC_BASE_B,
+    T_SVC_COL,
     T_SVC_ECONOMIC,
     T_SVC_MEASURES,
     T_SVC_NMEASURES,
+    T_SVC_OVER,
+    T_SVC_OVER_N,
+    T_SVC_OVER_Q,
     T_SVC_PLAIN,
     T_SVC_RETRY_THR,
+    T_SVC_SLOT,
     T_SVC_THR_B,
-    T_SVC_TOTAL_B,
 )
 
 # context array (int64) passed per day
@@ -230,6 +237,10 @@ DRAW_APPEAL = 5 << 20
 DRAW_RETRY = 6 << 20  # + attempt
 DRAW_ECON = 7 << 20
 DRAW_AWARE = 8 << 20
+DRAW_ACT_OVER = 9 << 20  # + act: an act's own draw beyond its slot
+DRAW_SVC_OVER = 10 << 20  # + service: a service's own draw beyond its slot
+#: Probability 1 as a threshold.
+ONE = np.int64(1 << 32)
 
 SHIFT8 = np.int64(8)
 LIST_BLACK_KIND = 0  # policy.tables.LIST_BLACK
@@ -385,37 +396,80 @@ def emit(ctx, ev, cnt, typ, subject, a, b, c, d):  # type: ignore[no-untyped-def
 
 
 @register_jitable
-def find_interval(P, t_index, t_count, t_base, t_max, r, kind, width, u):  # type: ignore[no-untyped-def]
-    """The act, pair or service whose interval of the draw space holds u, or -1.
-
-    Intervals of one kind lie end to end in the order of ``t_index``: the one holding u is the
-    last one starting at or below u. Counting those starts (a few dozen reads, no jump that
-    depends on u) beats a binary search, whose every step is a coin-flip branch."""
-    n = P[P[OFF_O + t_count] + kind]
-    idx = P[OFF_O + t_index] + kind * width
-    bases = P[OFF_O + t_base] + r * width
-    pos = 0
-    for k in range(n):
-        pos += 1 if P[bases + P[idx + k]] <= u else 0
-    if pos == 0:
-        return -1
-    a = P[idx + pos - 1]
-    if u < P[bases + a] + P[P[OFF_O + t_max] + r * width + a]:
-        return a
-    return -1
-
-
-#: Services compared at a time when finding a request's service (a row of the service tables
-#: is padded to a multiple of this).
-SVC_LANES = 8
-#: The start of a padding interval: above every draw, so it is never counted.
-SVC_PAD = 1 << 62
+def slot_hit(P, o_max, rk, u):  # type: ignore[no-untyped-def]
+    """Whether a 32-bit draw ``u`` can be an act (or a false record) of a subject of region
+    and kind ``rk``: the low bits of ``u`` below the largest threshold of the slot its top
+    bits name (``o_max``: the offset of ``act_slot_max`` or ``pair_slot_max``). Exact
+    enough to skip: a draw that fails it is no act whatever the subject's modifiers."""
+    return (u & ACT_LOW) < P[o_max + rk * ACT_SLOTS + (u >> ACT_SHIFT)]
 
 
 @register_jitable
-def svc_width(S):  # type: ignore[no-untyped-def]
-    """The length of a row of the service tables for S services (padded to ``SVC_LANES``)."""
-    return (S + SVC_LANES - 1) // SVC_LANES * SVC_LANES
+def svc_hit(P, o_thr, rb, u):  # type: ignore[no-untyped-def]
+    """Whether the request draw ``u`` is a request of the service whose slot it falls in,
+    for row ``rb`` of the service tables (``o_thr``: the offset of ``svc_thr_b``)."""
+    k = u // SVC_W
+    return u - k * SVC_W < P[o_thr + rb * SVC_COLS + k]
+
+
+@register_jitable
+def overflow_thr(p, width, per):  # type: ignore[no-untyped-def]
+    """The threshold of the own draw of an act (or service) whose threshold ``p`` exceeds
+    its slot's ``width`` (``per`` = 2**32 / width slots): it happens when the slot draw lands
+    in its slot, or else when its own draw falls below this (``behaviour.overflow_q``)."""
+    if p <= width:
+        return np.int64(0)
+    q = (p - width) * per // (per - 1)
+    return q if q < ONE else ONE
+
+
+@register_jitable
+def act_over_hit(P, rk, h):  # type: ignore[no-untyped-def]
+    """Whether the own draw of any act of this kind that can exceed its slot falls below the
+    largest threshold it has in the region (so that the day may hold such an act)."""
+    kind = rk & 1
+    n = P[P[OFF_O + T_ACT_OVER_N] + kind]
+    for j in range(n):
+        a = P[P[OFF_O + T_ACT_OVER] + kind * ACT_SLOTS + j]
+        if u32(rng.sub_hash(h, np.uint64(DRAW_ACT_OVER + a))) < \
+                P[P[OFF_O + T_ACT_OVER_Q] + rk * ACT_SLOTS + j]:
+            return True
+    return False
+
+
+@register_jitable
+def svc_over_hit(P, month, kind, h2):  # type: ignore[no-untyped-def]
+    """The same for services asked for more often than their slot allows (``h2``: the
+    subject's request hash of the day)."""
+    n = P[P[OFF_O + T_SVC_OVER_N] + kind]
+    for j in range(n):
+        s = P[P[OFF_O + T_SVC_OVER] + kind * SVC_COLS + j]
+        if u32(rng.sub_hash(h2, np.uint64(DRAW_SVC_OVER + s))) < \
+                P[P[OFF_O + T_SVC_OVER_Q] + ((month - 1) * 2 + kind) * SVC_COLS + j]:
+            return True
+    return False
+
+
+@register_jitable
+def act_threshold(P, a, kind, inc, edu, age, urb, er, r, mem):  # type: ignore[no-untyped-def]
+    """Act a's threshold for a subject today: its rate with the band, policy and listing
+    modifiers, their product capped."""
+    A = P[D_A]
+    m = 256
+    if kind == 0:
+        m = mod(m, P[P[OFF_O + T_ACT_MOD_INCOME] + a * 4 + inc])
+        m = mod(m, P[P[OFF_O + T_ACT_MOD_EDU] + a * 4 + edu])
+        m = mod(m, P[P[OFF_O + T_ACT_MOD_AGE] + a * 4 + age])
+        m = mod(m, P[P[OFF_O + T_ACT_MOD_URBAN] + a * 2 + urb])
+    else:
+        m = mod(m, P[P[OFF_O + T_ACT_MOD_INCOME] + a * 4 + inc])
+    m = mod(m, P[P[OFF_O + T_ACT_MOD_POLICY] + er * A + a])
+    if (mem & 255) != 0:
+        m = mod(m, P[P[OFF_O + T_ACT_MOD_LISTED] + a])
+    cap = P[P[OFF_O + T_MOD_CAP]]
+    if m > cap:
+        m = cap
+    return mod(P[P[OFF_O + T_ACT_THR] + r * A + a], m)
 
 
 @register_jitable
@@ -427,27 +481,6 @@ def svc_row(month, kind, bnd):  # type: ignore[no-untyped-def]
 
 
 @register_jitable
-def find_service(P, rb, Sv, u):  # type: ignore[no-untyped-def]
-    """The service whose interval (laid out for the month, the subject's kind and bands)
-    holds u, or -1: the last interval starting at or below u, found by counting the starts
-    (see :func:`find_interval`) a fixed ``SVC_LANES`` at a time, which the compiler turns
-    into vector compares."""
-    W = svc_width(Sv)
-    b0 = P[OFF_O + T_SVC_BASE_B] + rb * W
-    row = P[b0:b0 + W]
-    pos = 0
-    for k0 in range(0, W, SVC_LANES):
-        for m in range(SVC_LANES):
-            pos += np.int64(row[np.uint64(k0 + m)] <= u)
-    if pos == 0:
-        return -1
-    s = pos - 1
-    if u < row[s] + P[P[OFF_O + T_SVC_THR_B] + rb * W + s]:
-        return s
-    return -1
-
-
-@register_jitable
 def plain_request(u, rk, bnd, p_in, P, ctx):  # type: ignore[no-untyped-def]
     """How the quiet path may decide the request of an unlisted subject whose service draw
     is u: -1 when the draw is no request at all (as in the full step), else ``s * 4 + f``
@@ -456,9 +489,9 @@ def plain_request(u, rk, bnd, p_in, P, ctx):  # type: ignore[no-untyped-def]
     (grant it if it represents none), 0 when the full step must decide."""
     Sv = P[D_S]
     kind = rk & 1
-    s = find_service(P, svc_row(ctx[C_MONTH], kind, bnd), Sv, u)
-    if s < 0:
+    if not svc_hit(P, P[OFF_O + T_SVC_THR_B], svc_row(ctx[C_MONTH], kind, bnd), u):
         return -1
+    s = P[P[OFF_O + T_SVC_SLOT] + kind * SVC_COLS + u // SVC_W]
     kidx = 2 if kind == 1 else (1 if ((bnd >> 4) & 3) == 0 else 0)
     er = ctx[C_E] * P[D_R] + (rk >> 1)
     g = (p_in >> 16) & 15
@@ -587,7 +620,8 @@ def apply_points(i, li, p, rule, is_false, validity, year, erk, P, rec, cnt, cel
 
 @register_jitable
 def process_record(i, li, a, ch, is_true, delayed, h, kind, scored, age, edu, inc, mem, P, rec, pub, ctx, cnt, cell, ev):  # type: ignore[no-untyped-def]
-    """A record reaches the system: points, forced grade, list entries and a chance of objection.
+    """A record reaches the system (the day it was made, or after its channel's delay):
+    points, forced grade, list entries and a chance of objection.
 
     Returns the new membership word."""
     t = ctx[C_T]
@@ -599,11 +633,6 @@ def process_record(i, li, a, ch, is_true, delayed, h, kind, scored, age, edu, in
     er = e * R + r
     erk = er * 2 + kind
     is_false = 1 - is_true
-    if is_true:
-        count(P, cnt, cell, M_RECORDS_TRUE, ch, 1)
-    else:
-        count(P, cnt, cell, M_RECORDS_FALSE, ch, 1)
-    emit(ctx, ev, cnt, EV_RECORD, i, a, ch, is_true, delayed)
     hr = rng.sub_hash(h, np.uint64(DRAW_RECORD + a * 64 + ch * 2 + is_true))
     # points
     if scored:
@@ -704,9 +733,50 @@ def process_record(i, li, a, ch, is_true, delayed, h, kind, scored, age, edu, in
 
 
 @register_jitable
+def act_happens(i, li, a, h, kind, scored, age, edu, inc, mem, P, rec, pub, ctx, cnt, cell, ev):  # type: ignore[no-untyped-def]
+    """Subject i does act a today: an obligation if the act creates one, the truth counted,
+    and a record from every channel that sees it. Returns the new membership word."""
+    R = P[D_R]
+    r = np.int64(rec['region'])
+    ob = P[P[OFF_O + T_ACT_OBLIGATION] + a]
+    if ob != 0:
+        o = (np.int64(rec['counts']) >> 4)
+        if o < 15:
+            rec['counts'] = np.uint8((np.int64(rec['counts']) & 15) | ((o + 1) << 4))
+        count(P, cnt, cell, M_OBLIGATIONS_CREATED, 0, 1)
+    count(P, cnt, cell, M_ACTS, a, 1)
+    emit(ctx, ev, cnt, EV_ACT, i, a, ob, 0, 0)
+    # phase 2: every channel that sees it makes a record, each on its own draw; the first of
+    # them (in the act's channel order) carries the act's consequences, the others
+    # corroborate it (recorded and counted, never scored twice)
+    seen = False
+    for k in range(MAX_ACT_CHANNELS):
+        ch = P[P[OFF_O + T_ACT_CHANNELS] + a * MAX_ACT_CHANNELS + k]
+        if ch < 0:
+            break
+        hc = rng.sub_hash(h, np.uint64(DRAW_CHANNEL + a * 32 + ch))
+        if u32(hc) < P[P[OFF_O + T_CHAN_COV] + ch * R + r]:
+            if not seen:
+                seen = True
+                mem = deliver(i, li, a, ch, 1, h, kind, scored, age, edu, inc, mem, P, rec,
+                              pub, ctx, cnt, cell, ev)
+            else:
+                count(P, cnt, cell, M_RECORDS_TRUE, ch, 1)
+                count(P, cnt, cell, M_RECORDS_CORROBORATING, ch, 1)
+                emit(ctx, ev, cnt, EV_RECORD, i, a, ch, 1, 2)
+    return mem
+
+
+@register_jitable
 def deliver(i, li, a, ch, is_true, h, kind, scored, age, edu, inc, mem, P, rec, pub, ctx, cnt, cell, ev):  # type: ignore[no-untyped-def]
-    """A channel makes a record: now, or after the channel's delay (one waiting slot)."""
+    """A channel makes a record today; the system acts on it now, or after the channel's
+    delay (one waiting slot)."""
     delay = P[P[OFF_O + T_CHAN_DELAY] + ch]
+    if is_true:
+        count(P, cnt, cell, M_RECORDS_TRUE, ch, 1)
+    else:
+        count(P, cnt, cell, M_RECORDS_FALSE, ch, 1)
+    emit(ctx, ev, cnt, EV_RECORD, i, a, ch, is_true, 1 if delay > 0 else 0)
     if delay > 0:
         if rec['delayed'] == 0:
             due = (ctx[C_T] + delay) & 1023
@@ -851,8 +921,8 @@ def day_consts(P, ctx):  # type: ignore[no-untyped-def]
     """What every subject's quiet check reads, loaded once per day (and per worker)."""
     return (ctx[C_T], ctx[C_BUSY], ctx[C_MONTH_START], ctx[C_YEAR_START], ctx[C_YEAR],
             ctx[C_MONTH], ctx[C_E] * P[D_R], ctx[C_NCIT], key_of(ctx, C_KEY_ACTS),
-            key_of(ctx, C_KEY_SVC), P[OFF_O + T_ACT_TOTAL], P[OFF_O + T_PAIR_TOTAL],
-            P[P[OFF_O + T_REPAY_THR]], P[OFF_O + T_SVC_TOTAL_B])
+            key_of(ctx, C_KEY_SVC), P[OFF_O + T_ACT_SLOT_MAX], P[OFF_O + T_PAIR_SLOT_MAX],
+            P[P[OFF_O + T_REPAY_THR]], P[OFF_O + T_SVC_THR_B])
 
 
 @register_jitable(inline="always")
@@ -890,7 +960,8 @@ def step_with(i, li, dc, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[n
             if not due:
                 rk = np.int64(rec['region']) * 2 + (1 if i >= n_cit else 0)
                 h = rng.subject_hash(k_acts, np.uint64(i))
-                if u32(h) >= P[o_act + rk] and u32lo(h) >= P[o_pair + rk]:
+                if not slot_hit(P, o_act, rk, u32(h)) and not slot_hit(P, o_pair, rk, u32lo(h)) \
+                        and not act_over_hit(P, rk, h):
                     ob = np.int64(rec['counts']) >> 4
                     # the repayment draw is the full step's own, so skipping is exact
                     if ob == 0 or u32(rng.sub_hash(h, np.uint64(DRAW_REPAY))) >= repay:
@@ -898,7 +969,9 @@ def step_with(i, li, dc, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[n
                         bnd = np.int64(rec['bands'])
                         u = u32(h2)
                         d = -1
-                        if u < P[o_svc + svc_row(month, rk & 1, bnd)]:
+                        if svc_over_hit(P, month, rk & 1, h2):
+                            d = 0  # a service's own draw may be a request: the full step
+                        elif svc_hit(P, o_svc, svc_row(month, rk & 1, bnd), u):
                             d = plain_request(u, rk, bnd, p_in, P, ctx)
                         if (d & 3) == 2:
                             b_lo, b_hi = represented_range(i, rk >> 1, rep, popt,
@@ -971,6 +1044,40 @@ def held_quiet(rec, p, h, t, er, P):  # type: ignore[no-untyped-def]
 
 
 @register_jitable
+def request(i, li, s, kind, age, inc, bnd, mem, grades, er, h2, P, rec, st, pub, ctx, rep, popt, cnt, cell, ev):  # type: ignore[no-untyped-def]
+    """Subject i asks for service s: decided, tried again after a denial, counted, logged,
+    and a denied job or loan may lower its income band (economic feedback)."""
+    res = decide(i, li, s, kind, age, mem, grades, er, P, st, pub, ctx, rep, popt)
+    outcome = res // 1048576
+    meas = ((res % 1048576) // 2) - 1
+    wrong = res & 1
+    attempts = 1
+    if outcome == OUT_DENIED:
+        for k in range(RETRY_MAX):
+            hk = rng.sub_hash(h2, np.uint64(DRAW_RETRY + s * 8 + k))
+            if u32(hk) >= P[P[OFF_O + T_SVC_RETRY_THR] + s]:
+                break
+            attempts += 1
+        count(P, cnt, cell, M_RETRIES, 0, attempts - 1)
+    count(P, cnt, cell, M_REQUESTS, 0, attempts)
+    count(P, cnt, cell, M_DECISIONS, s * 3 + outcome, attempts)
+    if meas >= 0:
+        count(P, cnt, cell, M_MEASURE_FIRED, meas, attempts)
+    if wrong:
+        count(P, cnt, cell, M_WRONGFUL, s, attempts)
+    for _k in range(attempts):
+        emit(ctx, ev, cnt, EV_DECISION, i, s, outcome, meas, wrong)
+    # economic consequences: a denied job or loan can lower the income band
+    if outcome == OUT_DENIED and kind == 0 and P[P[OFF_O + T_SVC_ECONOMIC] + s] != 0 and inc > 0:
+        b = np.int64(rec['bands'])
+        if (b & 3) == inc and \
+                u32(rng.sub_hash(h2, np.uint64(DRAW_ECON + s))) < P[P[OFF_O + T_ECON_DROP_THR]]:
+            rec['bands'] = np.uint8((b & ~3) | (inc - 1))
+            count(P, cnt, cell, M_INCOME_DROPS, 0, 1)
+            emit(ctx, ev, cnt, EV_INCOME, i, inc, inc - 1, 0, 0)
+
+
+@register_jitable
 def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-untyped-def]
     """The full day step of DESIGN 3 for subject i.
 
@@ -984,7 +1091,6 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
     R = P[D_R]
     A = P[D_A]
     L = P[D_L]
-    Sv = P[D_S]
     NP = P[D_P]
     C = ctx[C_NCIT]
     kind = 1 if i >= C else 0
@@ -1064,71 +1170,41 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
     score0 = np.int64(rec['score'])
     fp0 = np.int64(rec['fp0']) + np.int64(rec['fp1'])
     h = rng.subject_hash(key_of(ctx, C_KEY_ACTS), np.uint64(i))
-    # phase 1: acts (the truth). One draw places the subject in at most one act's interval;
-    # each act's interval has a fixed place, so one act's rate never moves another's draws.
+    # phase 1: acts (the truth). The draw's top bits name a slot, which belongs to at most
+    # one act of the subject's kind; the act happens when the low bits fall below its own
+    # threshold. Slots have fixed places, so one act's rate never moves another's draws. An
+    # act likelier than its slot is wide takes the rest from a draw of its own.
     u = u32(h)
-    if u < P[P[OFF_O + T_ACT_TOTAL] + r * 2 + kind]:
-        a0 = find_interval(P, T_ACT_INDEX, T_ACT_COUNT, T_ACT_BASE, T_ACT_MAX, r, kind, A, u)
-        for a in range(max(a0, 0), a0 + 1):
-            if P[P[OFF_O + T_ACT_KIND] + a] != kind:
-                continue
-            base = P[P[OFF_O + T_ACT_BASE] + r * A + a]
-            if u < base or u >= base + P[P[OFF_O + T_ACT_MAX] + r * A + a]:
-                continue
-            m = 256
-            if kind == 0:
-                m = mod(m, P[P[OFF_O + T_ACT_MOD_INCOME] + a * 4 + inc])
-                m = mod(m, P[P[OFF_O + T_ACT_MOD_EDU] + a * 4 + edu])
-                m = mod(m, P[P[OFF_O + T_ACT_MOD_AGE] + a * 4 + age])
-                m = mod(m, P[P[OFF_O + T_ACT_MOD_URBAN] + a * 2 + urb])
-            else:
-                m = mod(m, P[P[OFF_O + T_ACT_MOD_INCOME] + a * 4 + inc])
-            m = mod(m, P[P[OFF_O + T_ACT_MOD_POLICY] + er * A + a])
-            if (mem & 255) != 0:
-                m = mod(m, P[P[OFF_O + T_ACT_MOD_LISTED] + a])
-            cap = P[P[OFF_O + T_MOD_CAP]]
-            if m > cap:
-                m = cap
-            if u - base < mod(P[P[OFF_O + T_ACT_THR] + r * A + a], m):
-                ob = P[P[OFF_O + T_ACT_OBLIGATION] + a]
-                if ob != 0:
-                    o = (np.int64(rec['counts']) >> 4)
-                    if o < 15:
-                        rec['counts'] = np.uint8((np.int64(rec['counts']) & 15) | ((o + 1) << 4))
-                    count(P, cnt, cell, M_OBLIGATIONS_CREATED, 0, 1)
-                count(P, cnt, cell, M_ACTS, a, 1)
-                emit(ctx, ev, cnt, EV_ACT, i, a, ob, 0, 0)
-                # phase 2: the first channel that sees it makes a record
-                for k in range(MAX_ACT_CHANNELS):
-                    ch = P[P[OFF_O + T_ACT_CHANNELS] + a * MAX_ACT_CHANNELS + k]
-                    if ch < 0:
-                        break
-                    hc = rng.sub_hash(h, np.uint64(DRAW_CHANNEL + a * 32 + ch))
-                    if u32(hc) < P[P[OFF_O + T_CHAN_COV] + ch * R + r]:
-                        mem = deliver(i, li, a, ch, 1, h, kind, scored, age, edu, inc, mem, P,
-                                      rec, pub, ctx, cnt, cell, ev)
-                        break
-            break
-    # phase 2: false records (acts that did not happen, misidentification)
+    rk = r * 2 + kind
+    a = P[P[OFF_O + T_ACT_SLOT] + kind * ACT_SLOTS + (u >> ACT_SHIFT)]
+    if a >= 0 and slot_hit(P, P[OFF_O + T_ACT_SLOT_MAX], rk, u):
+        if (u & ACT_LOW) < act_threshold(P, a, kind, inc, edu, age, urb, er, r, mem):
+            mem = act_happens(i, li, a, h, kind, scored, age, edu, inc, mem, P, rec, pub, ctx,
+                              cnt, cell, ev)
+    for j in range(P[P[OFF_O + T_ACT_OVER_N] + kind]):
+        a2 = P[P[OFF_O + T_ACT_OVER] + kind * ACT_SLOTS + j]
+        if a2 == a:
+            continue  # the draw fell in its own slot, which decided it
+        uo = u32(rng.sub_hash(h, np.uint64(DRAW_ACT_OVER + a2)))
+        if uo < P[P[OFF_O + T_ACT_OVER_Q] + rk * ACT_SLOTS + j]:
+            thr = act_threshold(P, a2, kind, inc, edu, age, urb, er, r, mem)
+            if uo < overflow_thr(thr, ACT_W, ACT_PER):
+                mem = act_happens(i, li, a2, h, kind, scored, age, edu, inc, mem, P, rec, pub,
+                                  ctx, cnt, cell, ev)
+    # phase 2: false records (acts that did not happen, misidentification), in the fixed
+    # slots of the draw's other half, one per (channel, act) pair of the subject's kind
     u = u32lo(h)
-    if u < P[P[OFF_O + T_PAIR_TOTAL] + r * 2 + kind]:
-        p0 = find_interval(P, T_PAIR_INDEX, T_PAIR_COUNT, T_PAIR_BASE, T_PAIR_MAX, r, kind, NP, u)
-        for p in range(max(p0, 0), p0 + 1):
-            if P[P[OFF_O + T_PAIR_KIND] + p] != kind:
-                continue
-            base = P[P[OFF_O + T_PAIR_BASE] + r * NP + p]
-            if u < base or u >= base + P[P[OFF_O + T_PAIR_MAX] + r * NP + p]:
-                continue
-            ch = P[P[OFF_O + T_PAIR_CHAN] + p]
-            thr = P[P[OFF_O + T_PAIR_THR] + r * NP + p]
-            mis = P[P[OFF_O + T_PAIR_MISID] + r * NP + p]
-            if mis > 0 and kind == 0:
-                mis = mod(mod(mis, P[P[OFF_O + T_CHAN_MISID_AGE] + ch * 4 + age]),
-                          P[P[OFF_O + T_CHAN_MISID_INCOME] + ch * 4 + inc])
-            if u - base < thr + mis:
-                mem = deliver(i, li, P[P[OFF_O + T_PAIR_ACT] + p], ch, 0, h, kind, scored, age, edu, inc, mem,
-                              P, rec, pub, ctx, cnt, cell, ev)
-            break
+    p = P[P[OFF_O + T_PAIR_SLOT] + kind * ACT_SLOTS + (u >> ACT_SHIFT)]
+    if p >= 0 and slot_hit(P, P[OFF_O + T_PAIR_SLOT_MAX], rk, u):
+        ch = P[P[OFF_O + T_PAIR_CHAN] + p]
+        thr = P[P[OFF_O + T_PAIR_THR] + r * NP + p]
+        mis = P[P[OFF_O + T_PAIR_MISID] + r * NP + p]
+        if mis > 0 and kind == 0:
+            mis = mod(mod(mis, P[P[OFF_O + T_CHAN_MISID_AGE] + ch * 4 + age]),
+                      P[P[OFF_O + T_CHAN_MISID_INCOME] + ch * 4 + inc])
+        if (u & ACT_LOW) < thr + mis:
+            mem = deliver(i, li, P[P[OFF_O + T_PAIR_ACT] + p], ch, 0, h, kind, scored, age, edu, inc, mem,
+                          P, rec, pub, ctx, cnt, cell, ev)
     # delayed records that are due today
     w = np.int64(rec['delayed'])
     if w != 0 and ((w >> 13) & 1023) == (t & 1023):
@@ -1268,48 +1344,36 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
                 if s >= 0 and P[P[OFF_O + T_LIST_TERM] + ll] == 0:
                     mem = list_exit(i, li, s, EXIT_GRADE, 4, mem, P, rec, cnt, cell, ctx, ev)
     grades = (grade & 15) | ((honest & 15) << 4)
-    # phase 7-8: service requests and decisions (others are read as of the start of the day)
+    # phase 7-8: service requests and decisions (others are read as of the start of the day).
+    # The request draw names a slot, which belongs to at most one service of the subject's
+    # kind; a service asked for more often than its slot allows takes the rest from a draw
+    # of its own. A subject who knows it is listed asks less.
     h2 = rng.subject_hash(key_of(ctx, C_KEY_SVC), np.uint64(i))
     u = u32(h2)
     rb = svc_row(month, kind, bnd)
-    if u < P[P[OFF_O + T_SVC_TOTAL_B] + rb]:
-        s0 = find_service(P, rb, Sv, u)
-        W = svc_width(Sv)
-        for s in range(max(s0, 0), s0 + 1):
-            if (mem & 255) != 0:
-                # a subject who knows it is listed asks less
-                if u32lo(rng.sub_hash(h2, np.uint64(DRAW_AWARE))) < P[P[OFF_O + T_AWARE_THR]]:
-                    thr = mod(P[P[OFF_O + T_SVC_THR_B] + rb * W + s],
-                              P[P[OFF_O + T_LISTED_REQUEST_FACTOR]])
-                    if u - P[P[OFF_O + T_SVC_BASE_B] + rb * W + s] >= thr:
-                        break
-            res = decide(i, li, s, kind, age, mem, grades, er, P, st, pub, ctx, rep, popt)
-            outcome = res // 1048576
-            meas = ((res % 1048576) // 2) - 1
-            wrong = res & 1
-            attempts = 1
-            if outcome == OUT_DENIED:
-                for k in range(RETRY_MAX):
-                    hk = rng.sub_hash(h2, np.uint64(DRAW_RETRY + k))
-                    if u32(hk) >= P[P[OFF_O + T_SVC_RETRY_THR] + s]:
-                        break
-                    attempts += 1
-                count(P, cnt, cell, M_RETRIES, 0, attempts - 1)
-            count(P, cnt, cell, M_REQUESTS, 0, attempts)
-            count(P, cnt, cell, M_DECISIONS, s * 3 + outcome, attempts)
-            if meas >= 0:
-                count(P, cnt, cell, M_MEASURE_FIRED, meas, attempts)
-            if wrong:
-                count(P, cnt, cell, M_WRONGFUL, s, attempts)
-            for _k in range(attempts):
-                emit(ctx, ev, cnt, EV_DECISION, i, s, outcome, meas, wrong)
-            # economic consequences: a denied job or loan can lower the income band
-            if outcome == OUT_DENIED and kind == 0 and P[P[OFF_O + T_SVC_ECONOMIC] + s] != 0 and inc > 0:
-                if u32(rng.sub_hash(h2, np.uint64(DRAW_ECON))) < P[P[OFF_O + T_ECON_DROP_THR]]:
-                    rec['bands'] = np.uint8((bnd & ~3) | (inc - 1))
-                    count(P, cnt, cell, M_INCOME_DROPS, 0, 1)
-                    emit(ctx, ev, cnt, EV_INCOME, i, inc, inc - 1, 0, 0)
-            break
+    aware = (mem & 255) != 0 and \
+        u32lo(rng.sub_hash(h2, np.uint64(DRAW_AWARE))) < P[P[OFF_O + T_AWARE_THR]]
+    slot = u // SVC_W
+    s0 = P[P[OFF_O + T_SVC_SLOT] + kind * SVC_COLS + slot]
+    if s0 >= 0:
+        thr = P[P[OFF_O + T_SVC_THR_B] + rb * SVC_COLS + slot]
+        if aware:
+            thr = mod(thr, P[P[OFF_O + T_LISTED_REQUEST_FACTOR]])
+        if u - slot * SVC_W < thr:
+            request(i, li, s0, kind, age, inc, bnd, mem, grades, er, h2, P, rec, st, pub, ctx,
+                    rep, popt, cnt, cell, ev)
+    for j in range(P[P[OFF_O + T_SVC_OVER_N] + kind]):
+        s2 = P[P[OFF_O + T_SVC_OVER] + kind * SVC_COLS + j]
+        if s2 == s0:
+            continue  # the draw fell in its own slot, which decided it
+        uo = u32(rng.sub_hash(h2, np.uint64(DRAW_SVC_OVER + s2)))
+        if uo < P[P[OFF_O + T_SVC_OVER_Q] + ((month - 1) * 2 + kind) * SVC_COLS + j]:
+            thr = P[P[OFF_O + T_SVC_THR_B] + rb * SVC_COLS + P[P[OFF_O + T_SVC_COL] + s2]]
+            if aware:
+                thr = mod(thr, P[P[OFF_O + T_LISTED_REQUEST_FACTOR]])
+            if uo < overflow_thr(thr, SVC_W, SVC_PER):
+                request(i, li, s2, kind, age, inc, bnd, mem, grades, er, h2, P, rec, st, pub,
+                        ctx, rep, popt, cnt, cell, ev)
     # phase 9: tomorrow's public word
     out = (mem & 65535) | ((grade & 15) << 16) | ((honest & 15) << 20) | (forced << 24)
     if scored:
