@@ -222,6 +222,7 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
         build_model,
         make_backend,
         new_state,
+        require_gpu,
         resolve_backend,
         whole,
     )
@@ -239,6 +240,8 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
     if out_path.exists() and not resume:
         raise UserError(f"the run directory {out_path} already exists")
     backend = resolve_backend(backend)
+    if backend == "gpu":  # refused before the run directory is begun
+        require_gpu()
     # a fresh GPU run generates its population on the device and keeps its state there; by
     # default it is not checkpointed (a checkpoint copies the whole state back to the host)
     on_device = backend == "gpu" and not resume

@@ -17,7 +17,7 @@ def run_command(
     threads: int | None = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
     ledger: bool = typer.Option(False, "--ledger", help="Also write records, ledger, list events, decisions and snapshots."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
-    backend: str = typer.Option("cpu", "--backend", help="cpu, gpu or auto."),
+    backend: str = typer.Option("cpu", "--backend", help="cpu, gpu or auto (the GPU when one is present; with --scheduler, when every worker has one)."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Run on Dask: local[:N] or a scheduler address."),
 ) -> None:
     """Run a scenario (the embedded default needs no argument)."""
@@ -47,7 +47,8 @@ def run_command(
 
             path = simulate_distributed(scenario, scheduler=scheduler, out=out, seed=seed,
                                         citizens=citizens, days=days, ledger=ledger,
-                                        resume=resume, progress=progress, threads=threads)
+                                        resume=resume, progress=progress, threads=threads,
+                                        backend=backend)
         else:
             from socialcredit.run import simulate
 
