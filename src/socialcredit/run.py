@@ -119,6 +119,8 @@ def manifest_for(model: Any, *, backend: str, threads: int, ledger: bool, timing
             "channels": list(pol.channel_names),
             "services": list(pol.service_names),
             "lists": list(pol.list_names),
+            "list_subjects": {n: ("citizen", "business")[int(k)]
+                              for n, k in zip(pol.list_names, pol.list_subject_kind, strict=True)},
             "measures": list(pol.measure_names),
             "rules": [{"name": n, "reference": ref}
                       for n, ref in zip(pol.rule_names, pol.rule_references, strict=False)],
