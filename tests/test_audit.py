@@ -47,10 +47,11 @@ def test_unified_speech_rules_are_all_flagged() -> None:
     expected = speech_penalties("unified")
     assert expected == {"unified.score.spread_rumours", "unified.score.criticise_government"}
     assert flagged("unified", "ICCPR 19") == expected
-    for f in audit_policy("unified"):
-        if "ICCPR 19" in f.rights:
-            assert f.severity == "high"
-            assert "expression" in f.why
+    speech = [f for f in audit_policy("unified") if "ICCPR 19" in f.rights]
+    assert {f.rule for f in speech} == expected
+    for f in speech:
+        assert f.severity == "high"
+        assert "expression" in f.why
 
 
 @pytest.mark.parametrize("policy", sorted({str(p) for p in shipped_policies()}))

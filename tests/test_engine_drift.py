@@ -130,6 +130,7 @@ def test_the_fixture_is_open_loop_and_simple(drift_run: tuple[Any, Any]) -> None
     delay = pk.P[pk.O[LY.T["chan_delay"]]:][: len(pol.channel_names)]
     cat = load_catalogue()
     for a in ("jaywalking", "volunteering", "criticise_government"):
+        assert cat.act(a).channels, a
         for h in cat.act(a).channels:
             assert delay[cat.channel_index[h]] == 0, h
 

@@ -140,9 +140,10 @@ def test_a_wrongful_denial_tells_its_false_record(run: Run, subjects: dict[str, 
     assert s["wrongful"] == len(wrongful)
     assert s["requests"] == sum(1 for e in events if e["type"] == "decision")
     assert s["net_points"] == sum(e["points"] for e in events if e["type"] == "points")
-    for e in events:
-        if e["type"] == "points" and e["rule"].startswith("unified."):
-            assert e["reference"], "every rule's points carry its reference"
+    scored = [e for e in events if e["type"] == "points" and e["rule"].startswith("unified.")]
+    assert scored, "the subject's points come from the policy's rules"
+    for e in scored:
+        assert e["reference"], "every rule's points carry its reference"
 
 
 def test_a_sanction_through_the_household(run: Run, model: Any,

@@ -243,6 +243,7 @@ def test_two_by_two_grid_with_two_replicates_on_dask(client: Any, tmp_path: Path
         for metric in ("acts", "records", "records_false", "decisions", "denied", "wrongful",
                        "false_share", "wrongful_share"):
             assert row[metric] == s[metric], metric
+        assert s["lists"]
         for name, n in s["lists"].items():
             assert row[f"listed_{name}"] == n
         run.close()

@@ -139,14 +139,21 @@ def test_credit_file_tells_the_ledger(client: Any, base: Any) -> None:
         n = _one(base, f"SELECT count(*) FROM {table} WHERE subject_id = {sid}")
         assert sum(1 for e in events if e["type"] == kind) == n, table
     scores = base.sql(f"SELECT score FROM ledger WHERE subject_id = {sid}").column(0).to_pylist()
+    assert scores, "the subject has ledger rows"
     assert [e["score"] for e in events if e["type"] == "points"] == scores
     refs = {r["name"]: r["reference"] for r in base.manifest["policy"]["rules"]}
-    for e in events:
-        if e["type"] == "points" and e["rule"] in refs:
-            assert e["reference"] == refs[e["rule"]]
+    referenced = [e for e in events if e["type"] == "points" and e["rule"] in refs]
+    assert referenced, "the subject's points name rules of the manifest"
+    for e in referenced:
+        assert e["reference"] == refs[e["rule"]]
     days = [d["day"] for d in f["days"]]
-    assert days == sorted(days) and all("2018-01-01" <= d <= "2018-03-01" for d in days)
-    assert f["at_end"]["score"] == scores[-1] or f["at_end"]["score"] is not None
+    assert days and days == sorted(days) and all("2018-01-01" <= d <= "2018-03-01" for d in days)
+    # the score at the end: the last snapshot's (taken on the last day), which is the score
+    # after the subject's last ledger row
+    last = base.sql(f"SELECT day, score FROM snapshots WHERE subject_id = {sid} "
+                    "ORDER BY day DESC LIMIT 1").to_pylist()
+    assert last and str(last[0]["day"]) == base.manifest["calendar"]["end"]
+    assert f["at_end"]["score"] == last[0]["score"] == scores[-1]
     assert f["attributes"]["subject_id"] == sid and f["attributes"]["region"]
     assert f["summary"]["points_changes"] == len(scores)
 
@@ -196,6 +203,7 @@ def test_index_and_parquet_lookups_agree(base: Any) -> None:
     scan = SubjectIndex(base, build=False)  # reads the Parquet files
     cur_b, cur_s = built.cursor(), scan.cursor()
     try:
+        assert set(built.tables) >= {"records", "ledger", "list_events", "decisions"}
         for sid in (0, 1, _subject_with(base, "ledger"), _subject_with(base, "decisions"),
                     CITIZENS + 3):
             for table in built.tables:
@@ -235,6 +243,7 @@ def test_index_builds_while_a_request_writes(base: Any, monkeypatch: Any) -> Non
         scan = SubjectIndex(base, build=False)
         cur_b, cur_s = built.cursor(), scan.cursor()
         sid = _subject_with(base, "decisions")
+        assert set(built.tables) >= {"records", "ledger", "list_events", "decisions"}
         for table in built.tables:
             assert built.has(table)
             assert built.rows(cur_b, table, sid, 10_000) == scan.rows(cur_s, table, sid, 10_000)
@@ -316,6 +325,7 @@ def test_list_members_match_the_daily_counts(client: Any, base: Any, day: str) -
     """Who is on a list on a day (from list events and snapshots) adds up to the day's
     count in ``daily`` (from the engine's counters), for every list."""
     summary = client.get(f"/api/runs/base/lists?date={day}").json()
+    assert [e["list"] for e in summary["lists"]] == base.manifest["policy"]["lists"]
     for entry in summary["lists"]:
         name = entry["list"]
         assert entry["subjects"] == _listed(base, name, day)
@@ -381,7 +391,15 @@ def test_policy_for_a_region_and_date(client: Any) -> None:
 # --- compare ----------------------------------------------------------------------------------
 
 
-def test_compare_two_runs(client: Any) -> None:
+def _last_grades(run: Any, region: str, kind: str) -> dict[int, str]:
+    return {r["subject_id"]: r["grade"] for r in run.sql(
+        "SELECT subject_id, grade FROM snapshots WHERE day = (SELECT max(day) FROM snapshots) "
+        f"AND region = '{region}' AND kind = '{kind}'").to_pylist()}
+
+
+def test_compare_two_runs(client: Any, base: Any, runs_folder: Path) -> None:
+    from socialcredit.store import Run
+
     r = client.get("/api/compare/base/reform")
     assert r.status_code == 200, r.text
     body = r.json()
@@ -392,7 +410,20 @@ def test_compare_two_runs(client: Any) -> None:
     assert sum(map(sum, t["matrix"])) == CITIZENS
     assert {h["figure"] for h in body["headline"]} >= {"decisions", "denied", "wrongful"}
     region = client.get("/api/compare/base/reform?region=rongcheng&kind=business").json()
-    assert region["transition"] is None or region["transition"]["subjects"] > 0
+    rt = region["transition"]
+    # every business of rongcheng, counted by its last-day grade in either run
+    ga = _last_grades(base, "rongcheng", "business")
+    gb = _last_grades(Run.open(runs_folder / "reform"), "rongcheng", "business")
+    n = next(r["businesses"] for r in base.manifest["population"]["regions"]
+             if r["id"] == "rongcheng")
+    assert n > 0 and len(ga) == len(gb) == n
+    expected: dict[tuple[str, str], int] = {}
+    for sid, grade in ga.items():
+        expected[(grade, gb[sid])] = expected.get((grade, gb[sid]), 0) + 1
+    assert rt is not None and rt["subjects"] == n
+    cells = {(a, b): rt["matrix"][i][j] for i, a in enumerate(rt["grades_a"])
+             for j, b in enumerate(rt["grades_b"]) if rt["matrix"][i][j]}
+    assert cells == expected
 
 
 def test_compare_needs_the_ledger_and_known_runs(client: Any) -> None:

@@ -19,6 +19,10 @@ numba's parallel layer must not be entered from two threads of one process (DESI
 task here takes a process-wide lock around the kernels, so workers with several threads are
 safe, if not faster. Start workers with ``--nthreads 1`` and set ``NUMBA_NUM_THREADS`` for
 the cores each may use.
+
+``--backend`` is carried out by the workers: ``gpu`` needs a GPU on every worker (checked on
+each before anything is written), ``auto`` picks the GPU only when every worker has one, and
+the manifest records the backend the block tasks report having used.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import contextlib
 import logging
 import os
 import re
+import socket
 import threading
 import time
 import uuid
@@ -49,6 +54,7 @@ __all__ = [
     "numba_lock",
     "parse_scheduler",
     "simulate_distributed",
+    "worker_backend",
 ]
 
 log = logging.getLogger(__name__)
@@ -168,6 +174,33 @@ def worker_addresses(client: Any) -> list[str]:
     return sorted(client.scheduler_info(n_workers=-1)["workers"])
 
 
+def _gpu_here() -> tuple[str, bool]:
+    """(host name, whether the GPU backend can run) of the worker that runs it."""
+    from socialcredit.kernel import gpu_available
+
+    return socket.gethostname(), gpu_available()
+
+
+def worker_backend(client: Any, backend: str) -> str:
+    """``--backend`` as the workers will run it: ``cpu``, or ``gpu`` when every worker has a
+    GPU; ``auto`` becomes ``gpu`` only then, and ``gpu`` with a worker lacking one is a
+    :class:`UserError` that names it (the same refusal as without ``--scheduler``)."""
+    if backend == "cpu":
+        return "cpu"
+    found: dict[str, tuple[str, bool]] = client.run(_gpu_here)
+    without = sorted(addr for addr, (_, ok) in found.items() if not ok)
+    if backend == "auto":
+        return "gpu" if found and not without else "cpu"
+    if without:
+        host = found[without[0]][0]
+        raise UserError(
+            f"--backend gpu needs an NVIDIA GPU with its driver and numba-cuda on every Dask "
+            f"worker, and {len(without)} of {len(found)} have none (the first: {without[0]} on "
+            f"{host}); use --backend cpu or auto"
+        )
+    return "gpu"
+
+
 # --- tasks (run on workers) ----------------------------------------------------------------
 
 
@@ -180,6 +213,7 @@ class BlockOut:
     snapshots: dict[int, Any] = field(default_factory=dict)  # day index -> pa.Table
     threads: int = 1
     seconds: float = 0.0
+    backend: str = "cpu"  # the backend the task ran
 
 
 def _hold(value: Any) -> Any:
@@ -227,7 +261,8 @@ def _run_block(model: Any, shard: Any, state: dict[str, np.ndarray], t0: int, t1
             be.sync_state()
         state = getattr(be, "state", state)
     out = BlockOut(counts=counts, events=events, snapshots=snapshots,
-                   threads=int(getattr(be, "threads", 1)), seconds=time.perf_counter() - ts)
+                   threads=int(getattr(be, "threads", 1)), seconds=time.perf_counter() - ts,
+                   backend=str(getattr(be, "name", backend)))
     return state, out
 
 
@@ -284,7 +319,9 @@ def simulate_distributed(scenario: Any = "default", *, scheduler: str | Schedule
     ``threads`` and the added ``distributed`` (scheduler, workers, shards, block days).
     ``threads`` is numba's threads per worker (default: the worker's ``NUMBA_NUM_THREADS``);
     ``shards`` defaults to one per worker; ``client`` is an already connected
-    ``distributed.Client`` to use instead of ``scheduler``."""
+    ``distributed.Client`` to use instead of ``scheduler``. ``backend`` (``cpu``, ``gpu`` or
+    ``auto``) is resolved on the workers (:func:`worker_backend`) and the manifest records the
+    one the tasks used."""
     from socialcredit.engine import build_model
     from socialcredit.run import check_options, default_out, load_scenario
 
@@ -327,6 +364,7 @@ def _run(client: Any, model: Any, *, out_path: Path, ledger: bool, progress: Pro
     from socialcredit.run import DayRecorder, run_tables
 
     workers = worker_addresses(client)
+    backend = worker_backend(client, backend)  # before the run directory is begun
     C = model.n_citizens
     n = shards or max(1, len(workers))
     n = max(1, min(n, C // 8))
@@ -351,6 +389,7 @@ def _run(client: Any, model: Any, *, out_path: Path, ledger: bool, progress: Pro
     pending: list[list[Any]] = []
     sim_seconds = 0.0
     worker_threads = 1
+    used: set[str] = set()
 
     def submit(b: int) -> None:
         t0, t1 = blocks[b]
@@ -377,6 +416,7 @@ def _run(client: Any, model: Any, *, out_path: Path, ledger: bool, progress: Pro
             del futures
             sim_seconds += max(r.seconds for r in results)
             worker_threads = results[0].threads
+            used.update(r.backend for r in results)
             for t in range(t0, t1):
                 i = t - t0
                 counts = results[0].counts[i].copy()
@@ -396,5 +436,6 @@ def _run(client: Any, model: Any, *, out_path: Path, ledger: bool, progress: Pro
                    "loop_s": round(t_sim - t_built, 3)}
         extra = {"distributed": {"scheduler": where, "workers": len(workers), "shards": n,
                                  "block_days": block_days}}
-        return rec.finish(backend=backend, threads=worker_threads, timings=timings,
-                          source=source, t_start=t_start, extra=extra)
+        # one name: a task runs the backend it was given or fails (make_backend)
+        return rec.finish(backend="+".join(sorted(used)) or backend, threads=worker_threads,
+                          timings=timings, source=source, t_start=t_start, extra=extra)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from socialcredit import rng
+from socialcredit.errors import UserError
 from socialcredit.kernel import layout as LY
 from socialcredit.kernel.pack import Packed, pack
 from socialcredit.kernel.step import (
@@ -336,17 +337,33 @@ def resolve_backend(name: str) -> str:
     return name
 
 
+def require_gpu() -> None:
+    """Refuse ``--backend gpu`` where the GPU backend cannot run, with one sentence that names
+    the machine (on a Dask worker, the worker's)."""
+    from socialcredit.kernel import gpu_available
+
+    if not gpu_available():
+        import socket
+
+        raise UserError(
+            f"--backend gpu needs an NVIDIA GPU with its driver and numba-cuda, and "
+            f"{socket.gethostname()} has none; use --backend cpu or auto"
+        )
+
+
 def make_backend(name: str, model: Model, shard: Shard, state: dict[str, np.ndarray] | None, *,
                  threads: int | None = None, emit: int = LY.EMIT_NONE) -> Any:
     """A backend by name: ``cpu``, ``gpu`` or ``auto`` (the GPU when one is present).
 
-    A GPU backend given no ``state`` generates the population on the device."""
+    A GPU backend given no ``state`` generates the population on the device; ``gpu`` on a
+    machine without one is a :class:`UserError` (:func:`require_gpu`)."""
     name = resolve_backend(name)
     if name == "cpu":
         if state is None:
             state = new_state(model, shard)
         return CpuBackend(model, shard, state, threads=threads, emit=emit)
     if name == "gpu":
+        require_gpu()
         from socialcredit.kernel.gpu import GpuBackend
 
         return GpuBackend(model, shard, state, emit=emit)

@@ -119,6 +119,8 @@ def manifest_for(model: Any, *, backend: str, threads: int, ledger: bool, timing
             "channels": list(pol.channel_names),
             "services": list(pol.service_names),
             "lists": list(pol.list_names),
+            "list_subjects": {n: ("citizen", "business")[int(k)]
+                              for n, k in zip(pol.list_names, pol.list_subject_kind, strict=True)},
             "measures": list(pol.measure_names),
             "rules": [{"name": n, "reference": ref}
                       for n, ref in zip(pol.rule_names, pol.rule_references, strict=False)],
@@ -222,6 +224,7 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
         build_model,
         make_backend,
         new_state,
+        require_gpu,
         resolve_backend,
         whole,
     )
@@ -239,6 +242,8 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
     if out_path.exists() and not resume:
         raise UserError(f"the run directory {out_path} already exists")
     backend = resolve_backend(backend)
+    if backend == "gpu":  # refused before the run directory is begun
+        require_gpu()
     # a fresh GPU run generates its population on the device and keeps its state there; by
     # default it is not checkpointed (a checkpoint copies the whole state back to the host)
     on_device = backend == "gpu" and not resume

@@ -17,7 +17,7 @@ def run_command(
     threads: int | None = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
     ledger: bool = typer.Option(False, "--ledger", help="Also write records, ledger, list events, decisions and snapshots."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
-    backend: str = typer.Option("cpu", "--backend", help="cpu, gpu or auto."),
+    backend: str = typer.Option("cpu", "--backend", help="cpu, gpu or auto (the GPU when one is present; with --scheduler, when every worker has one)."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Run on Dask: local[:N] or a scheduler address."),
 ) -> None:
     """Run a scenario (the embedded default needs no argument)."""
@@ -47,7 +47,8 @@ def run_command(
 
             path = simulate_distributed(scenario, scheduler=scheduler, out=out, seed=seed,
                                         citizens=citizens, days=days, ledger=ledger,
-                                        resume=resume, progress=progress, threads=threads)
+                                        resume=resume, progress=progress, threads=threads,
+                                        backend=backend)
         else:
             from socialcredit.run import simulate
 
@@ -60,33 +61,36 @@ def run_command(
 
 
 def print_summary(s: dict[str, Any], console: Any) -> None:
-    """The end-of-run table: subjects, records, lists, decisions, grade shares by region."""
+    """The end-of-run table: subjects, records, lists, decisions, grade shares by region; for
+    a scaled scenario each count also as an estimate for the real population, in its unit."""
     from rich.table import Table
 
-    scale = s["scale"]
-    full = scale != 1.0
+    from socialcredit.summary import estimates
 
-    def fmt(n: float) -> str:
+    real = estimates(s)
+
+    def fmt(n: float, key: str) -> str:
         text = f"{int(n):,}"
-        if full:
-            text += f"  (≈ {n / scale:,.0f} people)"
+        if key in real:
+            value, unit = real[key]
+            text += f"  (≈ {value:,.0f} {unit})"
         return text
 
     t = Table(title=f"run {s['path']}", show_header=True, header_style="bold")
     t.add_column("what")
     t.add_column("count", justify="right")
-    t.add_row("citizens", fmt(s["citizens"]))
-    t.add_row("businesses", fmt(s["businesses"]))
+    t.add_row("citizens", fmt(s["citizens"], "citizens"))
+    t.add_row("businesses", fmt(s["businesses"], "businesses"))
     t.add_row("days", f"{s['days']:,} from {s['start']} (burn-in {s['burn_in']})")
-    t.add_row("acts", fmt(s["acts"]))
-    t.add_row("records", fmt(s["records"]))
+    t.add_row("acts", fmt(s["acts"], "acts"))
+    t.add_row("records", fmt(s["records"], "records"))
     t.add_row("  of which false", f"{s['records_false']:,} ({s['false_share']:.1%})")
     for name, n in s["lists"].items():
-        t.add_row(f"on list {name} (last day)", fmt(n))
-    t.add_row("service decisions", fmt(s["decisions"]))
-    t.add_row("  denied", fmt(s["denied"]))
+        t.add_row(f"on list {name} (last day)", fmt(n, f"list:{name}"))
+    t.add_row("service decisions", fmt(s["decisions"], "decisions"))
+    t.add_row("  denied", fmt(s["denied"], "denied"))
     t.add_row("  denied wrongfully", f"{s['wrongful']:,} ({s['wrongful_share']:.1%} of denials)")
-    t.add_row("  fast-tracked", fmt(s["fast_tracked"]))
+    t.add_row("  fast-tracked", fmt(s["fast_tracked"], "fast_tracked"))
     console.print(t)
     if s["grades"]:
         g = Table(title="grade shares of scored citizens on the last day", header_style="bold")
