@@ -269,31 +269,15 @@ class RunHandle:
             return None
 
     def subject(self, text: str) -> int:
-        """A subject id from a URL: an integer id or a business's USCC; NotFound otherwise."""
-        s = text.strip()
-        total = self.n_citizens + self.n_businesses
-        if s.isdigit() and len(s) <= 12:
-            sid = int(s)
-            if sid < total:
-                return sid
-            raise NotFound(
-                f"the run {self.id} has no subject {sid}: ids run from 0 to {total - 1}"
-            )
-        if len(s) == 18 and s.isalnum() and s.isascii():
-            from socialcredit.uscc import business_id_from_code
+        """A subject id from a URL: an integer id or a business's USCC (the command line's
+        parser, :func:`socialcredit.uscc.parse_subject`); NotFound otherwise."""
+        from socialcredit.uscc import parse_subject
 
-            try:
-                sid = business_id_from_code(s)
-            except UserError as err:
-                raise NotFound(f"no business of the run {self.id} has the code {s}: "
-                               f"{err.message}") from None
-            if self.n_citizens <= sid < total and self.uscc(sid) == s.upper():
-                return sid
-            raise NotFound(f"no business of the run {self.id} has the code {s}")
-        raise NotFound(
-            f"{text!r} names no subject of the run {self.id}: give an id from 0 to "
-            f"{total - 1} or a business's 18-character Unified Social Credit Code"
-        )
+        try:
+            return parse_subject(text, self.n_citizens, self.n_businesses, self.uscc,
+                                 where=f"the run {self.id}")
+        except UserError as err:
+            raise NotFound(err.message) from None
 
     # -- the ledger ----------------------------------------------------------------------
 
