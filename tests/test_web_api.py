@@ -165,6 +165,22 @@ def test_business_by_code_and_by_id(client: Any, base: Any) -> None:
     assert "code" in _plain(client.get(f"/api/runs/base/subjects/{wrong}"), 404)
 
 
+def test_codes_are_read_as_on_the_command_line(client: Any, app: Any) -> None:
+    """The explorer and ``explain`` share one parser: a code of digits only is a code, and a
+    well-formed code of another region is refused."""
+    from socialcredit.uscc import code_for
+
+    handle = app.state.catalog.get("base")
+    codes = {b: handle.uscc(b) for b in range(CITIZENS, CITIZENS + handle.n_businesses)}
+    sid = next(b for b, c in codes.items() if c and c.isdigit())
+    r = client.get(f"/api/runs/base/subjects/{codes[sid]}")
+    assert r.status_code == 200 and r.json()["subject_id"] == sid
+    region = int(codes[sid][2:8])
+    other = code_for(sid, (region + 1) % 1_000_000)
+    text = _plain(client.get(f"/api/runs/base/subjects/{other}"), 404)
+    assert text.startswith("no business of the run base has the code") and "region part" in text
+
+
 def test_the_ledger_story_matches_the_replay(client: Any, base: Any) -> None:
     """The story read from the ledger and the one replayed from the seed agree, event for
     event, on everything the ledger holds."""
@@ -571,3 +587,74 @@ def test_serve_command_refuses_a_missing_folder(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert r.stderr.strip().startswith("error: there is no folder")
+
+
+# --- a fresh server, as `socialcredit serve` starts it ----------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=300) as r:
+            return int(r.status), r.read().decode()
+    except urllib.error.HTTPError as err:
+        return int(err.code), err.read().decode()
+
+
+def test_replays_survive_concurrent_first_requests(runs_folder: Path, tmp_path: Path) -> None:
+    """A fresh server (a process that has not imported numba yet): a subject of a run with a
+    ledger (whose population is generated in the background), then one of a run without, then
+    many first requests into numba at once — and every replay afterwards still answers."""
+    import subprocess
+    import sys
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen([sys.executable, "-m", "socialcredit", "serve", str(runs_folder),
+                               "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                              env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                status, _ = _get(f"{url}/api/runs")
+                break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "serve.log").read_text()
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        assert status == 200
+        # the sequence of the report: a ledger subject, then a replay
+        assert _get(f"{url}/api/runs/base/subjects/{CITIZENS + 1}")[0] == 200
+        status, body = _get(f"{url}/api/runs/sweep~plain/subjects/5")
+        assert status == 200, body
+        # first requests into numba at once: the other ledger run's population and codes,
+        # replays, the policy audit, the comparison
+        paths = [f"/api/runs/reform/subjects/{CITIZENS + 2}", "/api/runs/sweep~plain/subjects/6",
+                 "/api/runs/reform/subjects/7?source=replay", "/api/runs/reform/policy",
+                 "/api/compare/base/reform", f"/api/runs/reform/subjects/{CITIZENS + 3}"]
+        with ThreadPoolExecutor(len(paths)) as pool:
+            answers = list(pool.map(lambda p: (p, *_get(url + p)), paths))
+        for path, status, body in answers:
+            assert status == 200, (path, body)
+        for sid in (8, 9):
+            status, body = _get(f"{url}/api/runs/sweep~plain/subjects/{sid}")
+            assert status == 200, body
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    assert "Traceback" not in (tmp_path / "serve.log").read_text()
