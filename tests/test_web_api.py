@@ -568,15 +568,60 @@ def test_serve_command_binds_to_localhost(runs_folder: Path, monkeypatch: Any) -
     from typer.testing import CliRunner
 
     from socialcredit.cli import app as cli
+    from socialcredit.commands import serve
 
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    bound: list[tuple[str, int]] = []
+
+    def run(self: Any, sockets: Any = None) -> None:
+        calls.append({"host": self.config.host, "port": self.config.port, "sockets": sockets})
+        self.started = True
+
+    monkeypatch.setattr(serve, "listen", lambda host, port: bound.append((host, port)) or [])
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     result = CliRunner().invoke(cli, ["serve", str(runs_folder)])
     assert result.exit_code == 0, result.output
     assert calls[0]["host"] == "127.0.0.1" and calls[0]["port"] == 8000
+    assert bound[0] == ("127.0.0.1", 8000) and calls[0]["sockets"] == []
     assert "3 runs" in result.output
     result = CliRunner().invoke(cli, ["serve", str(runs_folder), "--port", "9001"])
-    assert calls[1]["port"] == 9001
+    assert calls[1]["port"] == 9001 and bound[1] == ("127.0.0.1", 9001)
+
+
+def test_serve_refuses_a_taken_port_with_exit_2(runs_folder: Path) -> None:
+    """As typed, in a process of its own: one sentence and exit code 2 (uvicorn would exit 3)."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "socialcredit", "serve", str(runs_folder),
+                            "--port", str(port)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr == (f"error: port {port} on 127.0.0.1 is already in use: stop what uses "
+                        "it or choose another --port\n")
+
+
+@pytest.mark.parametrize("host, words", [
+    ("256.1.1.1", "--host 256.1.1.1 is not an address or a name of this machine"),
+    ("no-such-host.invalid", "is not an address or a name of this machine"),
+    ("192.0.2.1", "--host 192.0.2.1 is not an address of this machine"),  # TEST-NET-1
+    (" ", "--host must name an address"),
+])
+def test_serve_refuses_a_bad_host_with_exit_2(runs_folder: Path, host: str, words: str,
+                                             monkeypatch: Any, capsys: Any) -> None:
+    import uvicorn
+
+    from cli_support import invoke
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda *a, **k: pytest.fail("served"))
+    code, out, err = invoke(["serve", str(runs_folder), "--host", host, "--port", "18999"],
+                            monkeypatch, capsys)
+    assert code == 2, (out, err)
+    assert err.startswith("error: ") and words in err and err.count("\n") == 1
 
 
 def test_serve_command_refuses_a_missing_folder(tmp_path: Path) -> None:
