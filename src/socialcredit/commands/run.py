@@ -69,16 +69,17 @@ def run_command(
                 again += [flag, str(value)]
         again += ["--ledger"] if ledger else []
         again += ["--backend", backend] if backend != "cpu" else []
-        raise Interrupted(interrupted_sentence(out, again)) from None
+        raise Interrupted(interrupted_sentence(out, again, scheduler)) from None
     from socialcredit.summary import summarize
 
     print_summary(summarize(path), Console())
 
 
-def interrupted_sentence(out: Path | None, again: list[str]) -> str:
+def interrupted_sentence(out: Path | None, again: list[str], scheduler: str | None = None) -> str:
     """What an interrupted run left and how to go on, in one sentence: resume it from its
     last checkpoint, or (cut off before its first, when nothing is kept) start it again.
-    ``again`` is the command line that starts it (without ``--resume``)."""
+    ``again`` is the command line that starts it, without ``--resume`` and ``--scheduler``
+    (a run is resumed without a scheduler, and started again with its own)."""
     import shlex
 
     from socialcredit.recorder import resumable
@@ -90,8 +91,9 @@ def interrupted_sentence(out: Path | None, again: list[str]) -> str:
     if resumable(out):
         return ("the run was interrupted; resume it from its last checkpoint with: "
                 + shlex.join([*again, "--resume"]))
+    start = [*again, "--scheduler", scheduler] if scheduler else again
     return ("the run was interrupted before its first checkpoint, so nothing was kept; start "
-            "it again with: " + shlex.join(again))
+            "it again with: " + shlex.join(start))
 
 
 def print_summary(s: dict[str, Any], console: Any) -> None:
