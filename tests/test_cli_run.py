@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,3 +130,70 @@ def test_a_run_killed_midway_leaves_nothing_that_looks_finished(tmp_path: Path) 
     assert "not complete" in sentence and "--resume" in sentence and "\n" not in sentence
     with pytest.raises(UserError, match="still being written or was interrupted"):
         Run.open(partial)
+
+
+def test_ctrl_c_exits_130_with_one_sentence_and_nothing_finished(tmp_path: Path) -> None:
+    """SIGINT, as Ctrl-C sends it, a moment into the days (before the first checkpoint):
+    exit code 130, one sentence saying so and how to start again, and no run left."""
+    out = tmp_path / "stopped"
+    partial = partial_path(out)
+    command = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "socialcredit"]
+    proc = subprocess.Popen([*command, "run", "--citizens", "300000", "--days", "3650",
+                             "--threads", "1", "--out", str(out)], cwd=tmp_path, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.5)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert stderr == ("the run was interrupted before its first checkpoint, so nothing was "
+                      f"kept; start it again with: socialcredit run default --out {out} "
+                      "--citizens 300000 --days 3650\n")
+    assert stdout == ""
+    assert not out.exists() and not partial.exists()
+
+
+def test_an_interrupted_run_says_how_to_resume_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Interrupted after a checkpoint: exit code 130, the sentence gives the command that
+    resumes it, nothing looks finished, and that command completes the run."""
+    import shlex
+
+    from cli_support import invoke
+    from socialcredit import run as run_module
+
+    out = tmp_path / "halfway"
+    monkeypatch.setattr(run_module, "CHECKPOINT_SECONDS", 0.0)  # a checkpoint every day
+    add_day = run_module.DayRecorder.add_day
+
+    def interrupted_on_day_5(self: Any, t: int, *args: Any) -> None:
+        if t == 5:
+            raise KeyboardInterrupt
+        add_day(self, t, *args)
+
+    monkeypatch.setattr(run_module.DayRecorder, "add_day", interrupted_on_day_5)
+    args = ["run", "--citizens", "2000", "--days", "20", "--seed", "7", "--ledger",
+            "--out", str(out)]
+    code, stdout, stderr = invoke(args, monkeypatch, capsys)
+    assert code == 130, stderr
+    head = "the run was interrupted; resume it from its last checkpoint with: "
+    assert stderr.startswith(head) and stderr.count("\n") == 1 and stdout == ""
+    again = shlex.split(stderr[len(head):])
+    assert again == ["socialcredit", "run", "default", "--out", str(out), "--seed", "7",
+                     "--citizens", "2000", "--days", "20", "--ledger", "--resume"]
+    assert not out.exists() and partial_path(out).exists()
+    with pytest.raises(UserError, match="not complete"):
+        Run.open(out)
+    monkeypatch.setattr(run_module.DayRecorder, "add_day", add_day)
+    code, stdout, stderr = invoke(again[1:], monkeypatch, capsys)
+    assert code == 0, stderr
+    assert Run.open(out).manifest["calendar"]["days"] == 20
+    assert not partial_path(out).exists()

@@ -218,3 +218,28 @@ def test_cli_bad_input(runs: dict[str, Path], tmp_path: Path, monkeypatch: pytes
         assert code == 2, (args, out, err)
         assert sentence in err and err.startswith("error: ") and err.count("\n") == 1
         assert "Traceback" not in out + err
+
+
+def test_cli_reads_codes_by_gb32100(runs: dict[str, Path], model: Any,
+                                    monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """An 18-character SUBJECT is a code even when it is all digits; a well-formed code of
+    another region is refused."""
+    pop = model.population
+    C = pop.n_citizens
+    digits = [b for b in range(C, C + pop.n_businesses) if uscc_of(pop, b).isdigit()]
+    assert digits, "the test run has no business whose code is all digits"
+    sid = digits[0]
+    code, out, err = cli(["explain", str(runs["plain"]), uscc_of(pop, sid), "--json"],
+                         monkeypatch, capsys)
+    assert code == 0, err
+    assert json.loads(out)["subject_id"] == sid
+    from socialcredit.uscc import code_for
+
+    right = uscc_of(pop, sid)
+    region = int(right[2:8])
+    other = code_for(sid, region + 1 if region < 999_999 else 0)
+    code, out, err = cli(["explain", str(runs["plain"]), other], monkeypatch, capsys)
+    assert code == 2, (out, err)
+    assert err.startswith("error: no business of this run has the code ")
+    assert "region part" in err and err.count("\n") == 1

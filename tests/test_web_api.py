@@ -172,6 +172,22 @@ def test_business_by_code_and_by_id(client: Any, base: Any) -> None:
     assert "code" in _plain(client.get(f"/api/runs/base/subjects/{wrong}"), 404)
 
 
+def test_codes_are_read_as_on_the_command_line(client: Any, app: Any) -> None:
+    """The explorer and ``explain`` share one parser: a code of digits only is a code, and a
+    well-formed code of another region is refused."""
+    from socialcredit.uscc import code_for
+
+    handle = app.state.catalog.get("base")
+    codes = {b: handle.uscc(b) for b in range(CITIZENS, CITIZENS + handle.n_businesses)}
+    sid = next(b for b, c in codes.items() if c and c.isdigit())
+    r = client.get(f"/api/runs/base/subjects/{codes[sid]}")
+    assert r.status_code == 200 and r.json()["subject_id"] == sid
+    region = int(codes[sid][2:8])
+    other = code_for(sid, (region + 1) % 1_000_000)
+    text = _plain(client.get(f"/api/runs/base/subjects/{other}"), 404)
+    assert text.startswith("no business of the run base has the code") and "region part" in text
+
+
 def test_the_ledger_story_matches_the_replay(client: Any, base: Any) -> None:
     """The story read from the ledger and the one replayed from the seed agree, event for
     event, on everything the ledger holds."""
@@ -583,15 +599,60 @@ def test_serve_command_binds_to_localhost(runs_folder: Path, monkeypatch: Any) -
     from typer.testing import CliRunner
 
     from socialcredit.cli import app as cli
+    from socialcredit.commands import serve
 
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    bound: list[tuple[str, int]] = []
+
+    def run(self: Any, sockets: Any = None) -> None:
+        calls.append({"host": self.config.host, "port": self.config.port, "sockets": sockets})
+        self.started = True
+
+    monkeypatch.setattr(serve, "listen", lambda host, port: bound.append((host, port)) or [])
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     result = CliRunner().invoke(cli, ["serve", str(runs_folder)])
     assert result.exit_code == 0, result.output
     assert calls[0]["host"] == "127.0.0.1" and calls[0]["port"] == 8000
+    assert bound[0] == ("127.0.0.1", 8000) and calls[0]["sockets"] == []
     assert "3 runs" in result.output
     result = CliRunner().invoke(cli, ["serve", str(runs_folder), "--port", "9001"])
-    assert calls[1]["port"] == 9001
+    assert calls[1]["port"] == 9001 and bound[1] == ("127.0.0.1", 9001)
+
+
+def test_serve_refuses_a_taken_port_with_exit_2(runs_folder: Path) -> None:
+    """As typed, in a process of its own: one sentence and exit code 2 (uvicorn would exit 3)."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "socialcredit", "serve", str(runs_folder),
+                            "--port", str(port)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr == (f"error: port {port} on 127.0.0.1 is already in use: stop what uses "
+                        "it or choose another --port\n")
+
+
+@pytest.mark.parametrize("host, words", [
+    ("256.1.1.1", "--host 256.1.1.1 is not an address or a name of this machine"),
+    ("no-such-host.invalid", "is not an address or a name of this machine"),
+    ("192.0.2.1", "--host 192.0.2.1 is not an address of this machine"),  # TEST-NET-1
+    (" ", "--host must name an address"),
+])
+def test_serve_refuses_a_bad_host_with_exit_2(runs_folder: Path, host: str, words: str,
+                                             monkeypatch: Any, capsys: Any) -> None:
+    import uvicorn
+
+    from cli_support import invoke
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda *a, **k: pytest.fail("served"))
+    code, out, err = invoke(["serve", str(runs_folder), "--host", host, "--port", "18999"],
+                            monkeypatch, capsys)
+    assert code == 2, (out, err)
+    assert err.startswith("error: ") and words in err and err.count("\n") == 1
 
 
 def test_serve_command_refuses_a_missing_folder(tmp_path: Path) -> None:
@@ -602,3 +663,74 @@ def test_serve_command_refuses_a_missing_folder(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert r.stderr.strip().startswith("error: there is no folder")
+
+
+# --- a fresh server, as `socialcredit serve` starts it ----------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=300) as r:
+            return int(r.status), r.read().decode()
+    except urllib.error.HTTPError as err:
+        return int(err.code), err.read().decode()
+
+
+def test_replays_survive_concurrent_first_requests(runs_folder: Path, tmp_path: Path) -> None:
+    """A fresh server (a process that has not imported numba yet): a subject of a run with a
+    ledger (whose population is generated in the background), then one of a run without, then
+    many first requests into numba at once — and every replay afterwards still answers."""
+    import subprocess
+    import sys
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen([sys.executable, "-m", "socialcredit", "serve", str(runs_folder),
+                               "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                              env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                status, _ = _get(f"{url}/api/runs")
+                break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "serve.log").read_text()
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        assert status == 200
+        # the sequence of the report: a ledger subject, then a replay
+        assert _get(f"{url}/api/runs/base/subjects/{CITIZENS + 1}")[0] == 200
+        status, body = _get(f"{url}/api/runs/sweep~plain/subjects/5")
+        assert status == 200, body
+        # first requests into numba at once: the other ledger run's population and codes,
+        # replays, the policy audit, the comparison
+        paths = [f"/api/runs/reform/subjects/{CITIZENS + 2}", "/api/runs/sweep~plain/subjects/6",
+                 "/api/runs/reform/subjects/7?source=replay", "/api/runs/reform/policy",
+                 "/api/compare/base/reform", f"/api/runs/reform/subjects/{CITIZENS + 3}"]
+        with ThreadPoolExecutor(len(paths)) as pool:
+            answers = list(pool.map(lambda p: (p, *_get(url + p)), paths))
+        for path, status, body in answers:
+            assert status == 200, (path, body)
+        for sid in (8, 9):
+            status, body = _get(f"{url}/api/runs/sweep~plain/subjects/{sid}")
+            assert status == 200, body
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    assert "Traceback" not in (tmp_path / "serve.log").read_text()

@@ -81,18 +81,25 @@ def _leave(code: str | int | None) -> None:
     os._exit(status)
 
 
+#: The exit code of an interrupted command (128 + SIGINT, as shells expect).
+INTERRUPTED = 130
+
+
 def main() -> None:
     """Entry point: run the Typer app, turning user errors into one plain sentence."""
-    from socialcredit.errors import UserError
+    from socialcredit.errors import Interrupted, UserError
 
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except UserError as err:
         typer.echo(f"error: {err.sentence()}", err=True)
         sys.exit(2)
+    except Interrupted as err:
+        typer.echo(str(err), err=True)
+        sys.exit(INTERRUPTED)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
     except SystemExit:
         raise
     except typer.Abort:
@@ -111,3 +118,10 @@ def main() -> None:
     except Exception as err:  # noqa: BLE001 - the last line of defence for the CLI
         typer.echo(f"error: {type(err).__name__}: {err}", err=True)
         sys.exit(1)
+    # Typer turns a Ctrl-C it sees into ``Exit(130)`` and, without standalone mode, returns
+    # the code instead of exiting: a command interrupted there must not end with 0
+    if code == INTERRUPTED:
+        typer.echo("interrupted", err=True)
+        sys.exit(INTERRUPTED)
+    if isinstance(code, int) and not isinstance(code, bool) and code:
+        sys.exit(code)

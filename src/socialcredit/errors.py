@@ -23,3 +23,8 @@ class UserError(Exception):
 
 class RunError(Exception):
     """A failure that is not the user's input (exit code 1)."""
+
+
+class Interrupted(Exception):
+    """The user stopped a command (Ctrl-C). The CLI prints the sentence (what was left and
+    how to go on) and exits with code 130, as shells expect of an interrupted command."""

@@ -36,7 +36,7 @@ from numba.extending import register_jitable
 import socialcredit.jitcache  # noqa: F401  (before any cached jit)
 from socialcredit import rng
 from socialcredit.errors import UserError
-from socialcredit.uscc import business_id_from_code, code_for
+from socialcredit.uscc import code_for, parse_subject
 
 if TYPE_CHECKING:
     from socialcredit.scenario import Scenario
@@ -850,17 +850,12 @@ def uscc_of(pop: Population | Layout, business: int) -> str:
     return code_for(business, pop.admin_codes[r])
 
 
-def subject_id(pop: Population, text: str | int) -> int:
-    """A subject id from a command-line SUBJECT: an id or a business's USCC."""
-    s = str(text).strip()
-    if s.isdigit():
-        sid = int(s)
-    else:
-        sid = business_id_from_code(s)
-        if not pop.n_citizens <= sid < pop.n_subjects:
-            raise UserError(f"no business of this population has the code {s}")
-    pop._check(sid)
-    return sid
+def subject_id(pop: Population, text: str | int, where: str = "this run") -> int:
+    """A subject id from a command-line SUBJECT: an id or a business's USCC (checked against
+    the code of the business it names, region part included), by
+    :func:`socialcredit.uscc.parse_subject`, the parser the explorer uses too."""
+    return parse_subject(text, pop.n_citizens, pop.n_businesses,
+                         lambda b: uscc_of(pop, b), where)
 
 
 def describe(pop: Population, subject_id: int) -> dict[str, Any]:

@@ -462,6 +462,15 @@ def _schema_from_ipc(text: str | None) -> pa.Schema | None:
     return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
 
 
+def resumable(out_dir: str | Path) -> bool:
+    """True when an interrupted run of ``out_dir`` left a committed checkpoint, which
+    ``RunWriter(out_dir, ..., resume=True)`` continues from."""
+    out = Path(out_dir).expanduser().absolute()
+    if out.exists():
+        return False
+    return _latest_record(partial_path(out) / CHECKPOINT_DIR) is not None
+
+
 def _committed_checkpoints(folder: Path) -> list[int]:
     if not folder.is_dir():
         return []

@@ -10,6 +10,8 @@ and the check character of the whole code. The simulation issues codes with auth
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from socialcredit.errors import UserError
 
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -83,7 +85,65 @@ def business_id_from_code(code: str) -> int:
     body = text[8 : 8 + _BODY]
     if not text[2:8].isdigit() or _org_check(body) != text[16]:
         raise UserError(f"{code!r} is a valid code but not one this simulation issues")
+    return _body_id(body)
+
+
+def _body_id(body: str) -> int:
     n = 0
     for c in body:
         n = n * 31 + _INDEX[c]
     return n
+
+
+#: Decimal ids have at most this many digits (``MAX_ID`` has 12); longer digit strings are
+#: neither ids nor, unless 18 characters long, codes.
+MAX_ID_DIGITS = len(str(MAX_ID))
+
+
+def parse_subject(text: str | int, n_citizens: int, n_businesses: int,
+                  code_of: Callable[[int], str | None], where: str = "this run") -> int:
+    """The subject id that a user typed (DESIGN 8, Subjects), for the CLI and the explorer.
+
+    An 18-character argument is a Unified Social Credit Code, checked by GB 32100: the code
+    alphabet, the check character, a six-digit region part (GB/T 2260), and then the whole
+    code against ``code_of(id)``, the code of the business it names, so that a code with
+    another region, authority or type is refused. A code made only of digits is still a
+    code. Anything else must be a decimal id from 0 to ``n_citizens + n_businesses - 1``.
+    ``code_of`` returns None when the codes cannot be rebuilt. ``where`` names the run in
+    the sentences of the :class:`UserError` raised for anything else."""
+    raw = str(text)
+    s = raw.strip().upper()
+    total = n_citizens + n_businesses
+    if len(s) == 18:
+        bad = next((c for c in s if c not in _INDEX), None)
+        if bad is not None:
+            raise UserError(f"{raw!r} is not a Unified Social Credit Code: it contains {bad!r}, "
+                            "which the code alphabet excludes")
+        if check_char(s[:17]) != s[17]:
+            raise UserError(f"{raw!r} is not a Unified Social Credit Code: its check character "
+                            "is wrong, so it is mistyped or not a real code")
+        if not s[2:8].isdigit():
+            raise UserError(f"{raw!r} is not a Unified Social Credit Code: its region part "
+                            f"{s[2:8]} is not a six-digit administrative division code")
+        body = s[8 : 8 + _BODY]
+        sid = _body_id(body)
+        if _org_check(body) != s[16] or not n_citizens <= sid < total:
+            raise UserError(f"no business of {where} has the code {s}")
+        expected = code_of(sid)
+        if expected is None:
+            raise UserError(f"the codes of the businesses of {where} cannot be rebuilt, so "
+                            f"name the business by its id, not by the code {s}")
+        if expected[2:8] != s[2:8]:
+            raise UserError(f"no business of {where} has the code {s}: its region part "
+                            f"{s[2:8]} is not the region of business {sid} ({expected[2:8]})")
+        if expected != s:
+            raise UserError(f"no business of {where} has the code {s}")
+        return sid
+    if s.isascii() and s.isdigit() and len(s) <= MAX_ID_DIGITS:
+        sid = int(s)
+        if sid >= total:
+            raise UserError(f"subject {sid} does not exist ({where} has no subject beyond "
+                            f"{total - 1})")
+        return sid
+    raise UserError(f"{raw!r} names no subject of {where}: it is not an id from 0 to "
+                    f"{total - 1} and not a Unified Social Credit Code (18 characters)")

@@ -33,7 +33,7 @@ def _json(obj: Any) -> None:
 
 def explain_command(
     run: Path = typer.Argument(..., help="The run directory."),
-    subject: str = typer.Argument(..., help="A subject id or a business's Unified Social Credit Code."),
+    subject: str = typer.Argument(..., help="A subject id, or a business's Unified Social Credit Code (any 18-character SUBJECT is a code)."),
     json_out: bool = typer.Option(False, "--json", help="Print the story as JSON."),
 ) -> None:
     """The story of one citizen or business, replayed from the seed."""

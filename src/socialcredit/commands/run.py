@@ -33,31 +33,68 @@ def run_command(
 
         raise UserError(f"the run directory {out} already exists")
     scenario_obj = load_scenario(scenario)
+    if out is None and not resume:  # named here, so that an interruption can tell it
+        from socialcredit.run import default_out
+
+        out = default_out(scenario_obj.name)
     console = Console(stderr=True)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("days"), TimeElapsedColumn(), console=console,
-                  transient=True) as bar:
-        task = bar.add_task(f"simulating {scenario}", total=None)
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                      MofNCompleteColumn(), TextColumn("days"), TimeElapsedColumn(),
+                      console=console, transient=True,
+                      disable=not console.is_terminal) as bar:
+            task = bar.add_task(f"simulating {scenario}", total=None)
 
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
 
-        if scheduler:
-            from socialcredit.distributed import simulate_distributed
+            if scheduler:
+                from socialcredit.distributed import simulate_distributed
 
-            path = simulate_distributed(scenario, scheduler=scheduler, out=out, seed=seed,
-                                        citizens=citizens, days=days, ledger=ledger,
-                                        resume=resume, progress=progress, threads=threads,
-                                        backend=backend)
-        else:
-            from socialcredit.run import simulate
+                path = simulate_distributed(scenario, scheduler=scheduler, out=out, seed=seed,
+                                            citizens=citizens, days=days, ledger=ledger,
+                                            resume=resume, progress=progress, threads=threads,
+                                            backend=backend)
+            else:
+                from socialcredit.run import simulate
 
-            path = simulate(scenario_obj, out=out, seed=seed, citizens=citizens, days=days,
-                            threads=threads, ledger=ledger, resume=resume, backend=backend,
-                            progress=progress)
+                path = simulate(scenario_obj, out=out, seed=seed, citizens=citizens, days=days,
+                                threads=threads, ledger=ledger, resume=resume,
+                                backend=backend, progress=progress)
+    except KeyboardInterrupt:
+        from socialcredit.errors import Interrupted
+
+        again = ["socialcredit", "run", scenario, "--out", str(out)]
+        for flag, value in (("--seed", seed), ("--citizens", citizens), ("--days", days)):
+            if value is not None:
+                again += [flag, str(value)]
+        again += ["--ledger"] if ledger else []
+        again += ["--backend", backend] if backend != "cpu" else []
+        raise Interrupted(interrupted_sentence(out, again, scheduler)) from None
     from socialcredit.summary import summarize
 
     print_summary(summarize(path), Console())
+
+
+def interrupted_sentence(out: Path | None, again: list[str], scheduler: str | None = None) -> str:
+    """What an interrupted run left and how to go on, in one sentence: resume it from its
+    last checkpoint, or (cut off before its first, when nothing is kept) start it again.
+    ``again`` is the command line that starts it, without ``--resume`` and ``--scheduler``
+    (a run is resumed without a scheduler, and started again with its own)."""
+    import shlex
+
+    from socialcredit.recorder import resumable
+
+    if out is None:
+        return "the run was interrupted"
+    if out.exists():
+        return f"the run was interrupted after it was complete: it is in {out}"
+    if resumable(out):
+        return ("the run was interrupted; resume it from its last checkpoint with: "
+                + shlex.join([*again, "--resume"]))
+    start = [*again, "--scheduler", scheduler] if scheduler else again
+    return ("the run was interrupted before its first checkpoint, so nothing was kept; start "
+            "it again with: " + shlex.join(start))
 
 
 def print_summary(s: dict[str, Any], console: Any) -> None:

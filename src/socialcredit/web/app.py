@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from socialcredit import __version__
 from socialcredit.errors import UserError
 from socialcredit.web import queries, story
-from socialcredit.web.catalog import NotFound, RunCatalog, RunHandle, Unavailable
+from socialcredit.web.catalog import NotFound, RunCatalog, RunHandle, Unavailable, prepare_numba
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +146,8 @@ def create_app(runs_folder: str | Path, *, query_seconds: float | None = None) -
 
     ``query_seconds`` bounds each query (default :data:`queries.QUERY_SECONDS`)."""
     catalog = RunCatalog(runs_folder)
+    # before any request thread exists: numba cannot be imported by two threads at once
+    prepare_numba()
     if query_seconds is not None:
         queries.QUERY_SECONDS = float(query_seconds)
     pages = Pages()

@@ -40,6 +40,35 @@ MAX_INDEXED_RUNS = 4
 #: aborts when several threads enter it at once, and a web server serves from many threads.
 NUMBA_LOCK = threading.Lock()
 
+#: Serialises the first import of the modules that load numba (:func:`prepare_numba`).
+_IMPORT_LOCK = threading.Lock()
+_prepared = False
+
+
+def prepare_numba() -> None:
+    """Import, once and in one thread, every module of the explorer's paths into numba: the
+    population (codes, attributes), the engine and its kernel (replays), the analyses that
+    read the population's bands (policy audit, compare).
+
+    numba cannot be imported by two threads at once: the second sees it half-initialised,
+    the import fails, and numba stays broken for the life of the process (every later replay
+    answers "module 'numba' has no attribute 'core'"). :func:`create_app` calls this before
+    the server starts; every path into numba here calls it first, so a catalog used without
+    an app is safe too. It takes its own lock, never :data:`NUMBA_LOCK`, so it may be called
+    while that is held."""
+    global _prepared
+    if _prepared:
+        return
+    with _IMPORT_LOCK:
+        if _prepared:
+            return
+        import socialcredit.analysis.audit
+        import socialcredit.analysis.explain
+        import socialcredit.analysis.metrics
+        import socialcredit.engine
+        import socialcredit.population  # noqa: F401
+        _prepared = True
+
 
 class NotFound(Exception):
     """Something a request names does not exist; the message is one plain sentence."""
@@ -208,6 +237,7 @@ class RunHandle:
     def layout(self) -> Layout | None:
         """The population layout rebuilt from the manifest (cheap), or None if it cannot be."""
         try:
+            prepare_numba()
             from socialcredit.population import layout
             from socialcredit.scenario import Scenario
 
@@ -223,6 +253,7 @@ class RunHandle:
     def population(self, timeout: float = -1) -> Population | None:
         """The run's population, generated once (a parallel numba loop, under the lock);
         None when it cannot be rebuilt, or is still being generated after ``timeout`` s."""
+        prepare_numba()
         if not self._pop_lock.acquire(timeout=timeout):
             return None
         try:
@@ -248,6 +279,7 @@ class RunHandle:
         """The run's model rebuilt from the manifest, for replays (built once; the caller
         holds :data:`NUMBA_LOCK`). Unavailable, with the sentence, when it cannot be."""
         if self._model is None:
+            prepare_numba()
             from socialcredit.analysis.common import build_run_model
 
             try:
@@ -269,31 +301,15 @@ class RunHandle:
             return None
 
     def subject(self, text: str) -> int:
-        """A subject id from a URL: an integer id or a business's USCC; NotFound otherwise."""
-        s = text.strip()
-        total = self.n_citizens + self.n_businesses
-        if s.isdigit() and len(s) <= 12:
-            sid = int(s)
-            if sid < total:
-                return sid
-            raise NotFound(
-                f"the run {self.id} has no subject {sid}: ids run from 0 to {total - 1}"
-            )
-        if len(s) == 18 and s.isalnum() and s.isascii():
-            from socialcredit.uscc import business_id_from_code
+        """A subject id from a URL: an integer id or a business's USCC (the command line's
+        parser, :func:`socialcredit.uscc.parse_subject`); NotFound otherwise."""
+        from socialcredit.uscc import parse_subject
 
-            try:
-                sid = business_id_from_code(s)
-            except UserError as err:
-                raise NotFound(f"no business of the run {self.id} has the code {s}: "
-                               f"{err.message}") from None
-            if self.n_citizens <= sid < total and self.uscc(sid) == s.upper():
-                return sid
-            raise NotFound(f"no business of the run {self.id} has the code {s}")
-        raise NotFound(
-            f"{text!r} names no subject of the run {self.id}: give an id from 0 to "
-            f"{total - 1} or a business's 18-character Unified Social Credit Code"
-        )
+        try:
+            return parse_subject(text, self.n_citizens, self.n_businesses, self.uscc,
+                                 where=f"the run {self.id}")
+        except UserError as err:
+            raise NotFound(err.message) from None
 
     # -- the ledger ----------------------------------------------------------------------
 

@@ -23,7 +23,13 @@ from collections.abc import Callable
 from typing import Any
 
 from socialcredit.errors import UserError
-from socialcredit.web.catalog import NUMBA_LOCK, NotFound, RunHandle, Unavailable
+from socialcredit.web.catalog import (
+    NUMBA_LOCK,
+    NotFound,
+    RunHandle,
+    Unavailable,
+    prepare_numba,
+)
 
 #: Rows read from each table for one subject; a longer history is cut (``truncated``).
 MAX_ROWS = 5000
@@ -67,6 +73,7 @@ def credit_file(handle: RunHandle, subject: int, source: str = "auto") -> dict[s
 def replayed_story(handle: RunHandle, subject: int) -> dict[str, Any]:
     """The story replayed from the seed (``socialcredit.analysis.explain``), one at a time."""
     try:
+        prepare_numba()
         with NUMBA_LOCK:
             story = replay_story(handle, subject)
     except ImportError:
