@@ -527,9 +527,9 @@ def _resolve(name_or_path: str | Path) -> Path:
     p = Path(text).expanduser()
     looks_like_path = p.suffix in (".yaml", ".yml") or "/" in text or "\\" in text
     if looks_like_path or p.exists():
-        if not p.is_file():
+        if not p.exists():
             raise UserError(f"scenario file {text} does not exist")
-        return p
+        return p  # a folder, a device or a pipe is refused by the reader
     shipped = resources.files("socialcredit") / "scenarios" / f"{text}.yaml"
     if not shipped.is_file():
         names = ", ".join(Scenario.shipped())
@@ -539,14 +539,17 @@ def _resolve(name_or_path: str | Path) -> Path:
 
 def read_yaml_mapping(path: Path, what: str = "scenario") -> Any:
     """A YAML file of ``what`` (a scenario, a sweep …) as ruamel's round-trip mapping, which
-    keeps every key's line; bad files become one sentence with the file and line."""
+    keeps every key's line; bad files become one sentence with the file and line.
+
+    The file is read as every untrusted YAML file is (``yamlsource.read_text``: a regular
+    file of bounded size, UTF-8 text) and its values are bounded in number and depth, with
+    no tags but YAML's own."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise UserError(f"cannot read the {what} file ({err.strerror})", path=path) from None
+    from socialcredit.catalogue.yamlsource import MAX_DEPTH, check_size, read_text
+
+    text = read_text(path)
     try:
         tree = YAML(typ="rt").load(text)
     except MarkedYAMLError as err:
@@ -556,6 +559,8 @@ def read_yaml_mapping(path: Path, what: str = "scenario") -> Any:
         raise UserError(f"this is not valid YAML ({problem})", path=path, line=line) from None
     except YAMLError as err:
         raise UserError(f"this is not valid YAML ({err})", path=path) from None
+    except RecursionError:
+        raise UserError(f"values are nested more than {MAX_DEPTH} deep", path=path) from None
     except ValueError as err:
         # ruamel raises a bare ValueError, without a mark, for an impossible date
         line = _bad_scalar_line(text)
@@ -563,7 +568,51 @@ def read_yaml_mapping(path: Path, what: str = "scenario") -> Any:
     if not isinstance(tree, Mapping):
         article = "an" if what[:1] in "aeiou" else "a"
         raise UserError(f"{article} {what} must be a mapping of keys to values", path=path, line=1)
+    check_size(tree, _tree_children, _tree_line, path)
+    _check_tags(tree, path)
     return tree
+
+
+def _tree_children(node: Any) -> list[Any]:
+    if isinstance(node, Mapping):
+        return [*node.keys(), *node.values()]
+    if isinstance(node, list):
+        return list(node)
+    return []
+
+
+def _tree_line(node: Any) -> int | None:
+    lc = getattr(node, "lc", None)
+    line = getattr(lc, "line", None)
+    return int(line) + 1 if isinstance(line, int) else None
+
+
+def _check_tags(tree: Any, path: Path) -> None:
+    """Refuse values tagged with anything but YAML's plain types (``!foo``, ``!!python/…``)."""
+    from ruamel.yaml.comments import TaggedScalar
+
+    from socialcredit.catalogue.yamlsource import _PLAIN_TAGS
+
+    def walk(node: Any, line: int | None) -> None:
+        tag = getattr(getattr(node, "tag", None), "value", None)
+        if tag is not None and tag not in _PLAIN_TAGS or isinstance(node, TaggedScalar):
+            raise UserError(
+                f"the tag '{tag}' is not supported; write plain values without tags",
+                path=path, line=_tree_line(node) or line,
+            )
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                try:
+                    here: int | None = node.lc.key(k)[0] + 1  # type: ignore[attr-defined]
+                except (AttributeError, KeyError, TypeError):
+                    here = line
+                walk(k, here)
+                walk(v, here)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, line)
+
+    walk(tree, 1)
 
 
 def _bad_scalar_line(text: str) -> int | None:

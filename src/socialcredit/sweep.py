@@ -340,8 +340,8 @@ def _short(value: Any) -> str:
 def _resolve_sweep(file: str | Path) -> Path:
     text = str(file)
     p = Path(text).expanduser()
-    if p.is_file():
-        return p
+    if p.exists():
+        return p  # a folder, a device or a pipe is refused by the reader
     looks_like_path = p.suffix in (".yaml", ".yml") or "/" in text or "\\" in text
     if not looks_like_path:
         shipped = resources.files("socialcredit") / "sweeps" / f"{text}.yaml"
