@@ -55,3 +55,188 @@ def test_hostile_yaml_files_are_one_sentence(tmp_path: Path, command: list[str],
         assert fragment in said[0] and str(path) in said[0], (name, said)
         assert "Traceback" not in out + err and "Error:" not in out + err, name
         assert not (tmp_path / "runs").exists(), name
+
+
+DEFAULT = (Path(__file__).resolve().parents[1] / "src/socialcredit/scenarios/default.yaml"
+           ).read_text(encoding="utf-8")
+BEHAVIOUR = "  repayment_per_year: 0.5"
+
+#: Scenario values that must be refused before any work starts: (old, new, line, fragment).
+BAD_SCENARIO_VALUES = {
+    "NaN share": ("income_shares: [0.25, 0.25, 0.25, 0.25]",
+                  "income_shares: [.nan, 0.25, 0.25, 0.25]", 91, "finite number"),
+    "act rates too high": (BEHAVIOUR, "  acts: {jaywalking: {rate_per_year: 300}, "
+                           "debt_default: {rate_per_year: 300}}\n" + BEHAVIOUR, 33,
+                           "act rates are too high"),
+    "act rate over one a day": (BEHAVIOUR, "  acts: {jaywalking: {rate_per_year: 1.0e300}}\n"
+                                + BEHAVIOUR, 33, "less than or equal to 365"),
+    "huge modifier": (BEHAVIOUR, "  acts: {jaywalking: {modifiers: {age: [1.0e300, 1, 1, 1]}}}\n"
+                      + BEHAVIOUR, 33, "less than or equal to 8"),
+    "service rates too high": (BEHAVIOUR, "  services: {flight: {requests_per_year: 365}, "
+                               "train: {requests_per_year: 365}}\n" + BEHAVIOUR, 33,
+                               "service request rates are too high"),
+    "days: 10**9": ("days: 730", "days: 1000000000", 17, "would end after 2099-12-31"),
+    "endless burn-in": ("burn_in_days: 365", "burn_in_days: 1000000000", 18,
+                        "would begin before 1970-01-01"),
+    "start centuries away": ("start: 2018-01-01", "start: 2818-01-01", 16, "outside 1970-01-01"),
+    "string seed": ("seed: 2018", "seed: '2018'", 19, "valid integer"),
+    "unknown act": (BEHAVIOUR, "  acts: {jaywalkin: {rate_per_year: 1}}\n" + BEHAVIOUR, 33,
+                    "unknown act 'jaywalkin' (did you mean 'jaywalking'?)"),
+    "unknown channel": ("camera: 1.5", "camra: 1.5", 67,
+                        "unknown channel 'camra' (did you mean 'camera'?)"),
+    "extension of another region": ("extension: hangzhou", "extension: rongcheng", 74,
+                                    "written for the region 'rongcheng', not for 'hangzhou'"),
+}
+
+
+@pytest.mark.parametrize("what", list(BAD_SCENARIO_VALUES))
+def test_bad_scenario_values_are_refused_with_file_and_line(
+        tmp_path: Path, what: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    old, new, line, fragment = BAD_SCENARIO_VALUES[what]
+    assert DEFAULT.count(old) == 1
+    path = tmp_path / "bad.yaml"
+    path.write_text(DEFAULT.replace(old, new), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = invoke(["run", str(path), "--citizens", "800", "--days", "2"],
+                            monkeypatch, capsys)
+    assert code == 2, err
+    assert err.strip().splitlines() == [err.strip()], err
+    assert f"{path}, line {line}: " in err and fragment in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+SWEEP = "scenario: default\ncitizens: 800\ndays: 2\n"
+BAD_SWEEPS = {
+    "NaN range": (SWEEP + "random:\n  samples: 2\n  parameters:\n"
+                  "    behaviour.awareness: {uniform: [0, .nan]}\n", 7, "finite number"),
+    "infinite range": (SWEEP + "random:\n  samples: 2\n  parameters:\n"
+                       "    behaviour.awareness: {loguniform: [0.1, .inf]}\n", 7, "finite number"),
+    "huge grid": (SWEEP + "grid:\n" + "".join(
+        f"  behaviour.{k}: [{', '.join(str(i / 1000) for i in range(1000))}]\n"
+        for k in ("awareness", "uptake_strength", "chilling_strength")), 4,
+        "the grid makes 1,000,000,000 runs"),
+    "endless days": (SWEEP.replace("days: 2", "days: 1000000000") + "grid:\n  seed: [1, 2]\n",
+                     3, "would end after 2099-12-31"),
+    "NaN value": (SWEEP + "grid:\n  behaviour.awareness: [.nan]\n", 5, "finite number"),
+}
+
+
+@pytest.mark.parametrize("what", list(BAD_SWEEPS))
+def test_bad_sweep_values_are_refused_with_file_and_line(
+        tmp_path: Path, what: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    text, line, fragment = BAD_SWEEPS[what]
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    code, out, err = invoke(["sweep", str(path), "--out", str(tmp_path / "sw")], monkeypatch,
+                            capsys)
+    assert code == 2, err
+    assert f"{path}, line {line}: " in err and fragment in err, err
+    assert not (tmp_path / "sw").exists()
+
+
+@pytest.mark.parametrize("name", ["../../esc_traversal", "/tmp/esc_absolute", "a/b/c",
+                                  "new\nline", ".."])
+def test_a_scenario_name_is_a_name_not_a_path(tmp_path: Path, name: str,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from socialcredit.run import default_out
+
+    work = tmp_path / "a" / "b" / "work"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    out = default_out(name)
+    assert out.parent == Path("runs") and len(out.parts) == 2 and "\n" not in str(out)
+    path = work / "named.yaml"
+    path.write_text(DEFAULT.replace("name: default", f"name: {json.dumps(name)}"),
+                    encoding="utf-8")
+    code, _, err = invoke(["run", str(path), "--citizens", "800", "--days", "2"], monkeypatch,
+                          capsys)
+    assert code == 0, err
+    made = [p for p in tmp_path.rglob("manifest.json")]
+    assert len(made) == 1 and made[0].parent.parent == work / "runs", made
+
+
+def test_run_options_out_of_range_are_one_sentence(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import numba
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    small = ["--citizens", "800", "--days", "2"]
+    most = numba.config.NUMBA_NUM_THREADS
+    cases = {
+        "--out under a file": (["--out", "afile/run"], "afile is a file, not a folder"),
+        "--threads too many": (["--threads", str(most + 997), "--out", "t"],
+                               f"--threads must be from 1 to {most}"),
+        "--seed 2**63": (["--seed", str(2**63), "--out", "s"],
+                         "--seed must be a whole number from 0 to 9223372036854775807"),
+        "--days 10**9": (["--days", "1000000000", "--out", "d"], "would end after 2099-12-31"),
+        "--resume on a folder that is not a run": (["--resume", "--out", "notrun"],
+                                                    "is not a run"),
+    }
+    (tmp_path / "notrun").mkdir()
+    for what, (args, fragment) in cases.items():
+        code, out, err = invoke(["run", *small, *args], monkeypatch, capsys)
+        assert code == 2, (what, err)
+        assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, (what, err)
+        assert fragment in err, (what, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "notrun"]
+
+    # a read-only place: the check before any work, and the writer itself
+    monkeypatch.setattr("os.access", lambda *a, **k: False)
+    code, out, err = invoke(["run", *small, "--out", "ro/run"], monkeypatch, capsys)
+    assert code == 2 and "is not writable" in err, err
+
+
+def test_resume_refuses_settings_other_than_the_partial_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from socialcredit.run import _Stopped, simulate
+    from socialcredit.store import partial_path
+
+    cut = tmp_path / "cut"
+    with pytest.raises(_Stopped):
+        simulate("default", out=cut, citizens=800, days=6, seed=5, checkpoint_every=2,
+                 stop_after=2)
+    assert partial_path(cut).is_dir()
+    for args, fragment in ((["--seed", "6", "--days", "6"], "was started with --seed 5, not 6"),
+                           (["--seed", "5", "--days", "7"], "was started with --days 6, not 7"),
+                           (["--seed", "5", "--days", "6", "--citizens", "1600"],
+                            "was started with --citizens 800, not 1600")):
+        code, out, err = invoke(["run", "--resume", "--out", str(cut), "--citizens", "800",
+                                 *args], monkeypatch, capsys)
+        assert code == 2 and fragment in err, err
+        assert partial_path(cut).is_dir() and not cut.exists()
+    code, out, err = invoke(["run", "--resume", "--out", str(cut), "--citizens", "800",
+                             "--seed", "5", "--days", "6"], monkeypatch, capsys)
+    assert code == 0, err
+    assert (cut / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize("where", ["a table part", "the manifest"])
+def test_a_full_disk_stops_the_run_with_one_sentence_and_nothing_finished(
+        tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import errno
+
+    import socialcredit.recorder as recorder
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if where == "a table part":
+        monkeypatch.setattr(recorder.pq, "ParquetWriter", full)
+    else:
+        monkeypatch.setattr(recorder, "_write_json_atomic", full)
+    code, out, err = invoke(["run", "--citizens", "800", "--days", "2", "--out",
+                             str(tmp_path / "run")], monkeypatch, capsys)
+    assert code == 1, err
+    assert err.strip().splitlines() == [f"error: cannot write the run {tmp_path / 'run'}: the "
+                                        "disk is full; the run stopped and nothing of it is "
+                                        "marked complete"], err
+    assert list(tmp_path.iterdir()) == [], "nothing may be left that looks finished"

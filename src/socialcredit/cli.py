@@ -83,13 +83,16 @@ def _leave(code: str | int | None) -> None:
 
 def main() -> None:
     """Entry point: run the Typer app, turning user errors into one plain sentence."""
-    from socialcredit.errors import UserError
+    from socialcredit.errors import RunError, UserError
 
     try:
         app(standalone_mode=False)
     except UserError as err:
         typer.echo(f"error: {err.sentence()}", err=True)
         sys.exit(2)
+    except RunError as err:  # not the user's input, but a sentence of its own (a full disk)
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
