@@ -240,3 +240,41 @@ def test_a_full_disk_stops_the_run_with_one_sentence_and_nothing_finished(
                                         "disk is full; the run stopped and nothing of it is "
                                         "marked complete"], err
     assert list(tmp_path.iterdir()) == [], "nothing may be left that looks finished"
+
+
+REFORM = ("name: probe\nkind: reform\nextends: national\ndescription: probe\n"
+          "reference: probe\nlists:\n")
+BAD_POLICIES = {
+    "two lists entering each other": (
+        "  - {id: train_ban, entry: {after: {list: flight_ban, days: 10}}, reference: r}\n"
+        "  - {id: flight_ban, entry: {after: {list: train_ban, days: 10}}, reference: r}\n",
+        7, "the lists 'train_ban' and 'flight_ban' enter each other"),
+    "three lists entering each other": (
+        "  - {id: train_ban, entry: {after: {list: flight_ban, days: 10}}, reference: r}\n"
+        "  - {id: flight_ban, entry: {after: {list: judgment_debtors, days: 10}}, reference: r}\n"
+        "  - {id: judgment_debtors, entry: {after: {list: train_ban, days: 10}}, reference: r}\n",
+        9, "'flight_ban' → 'train_ban' → 'judgment_debtors' → 'flight_ban'"),
+    "firms ping-ponging": (
+        "  - id: abnormal_operations\n"
+        "    entry: {after: {list: serious_dishonesty, days: 10, moves: true}}\n"
+        "    reference: r\n", 8,
+        "'serious_dishonesty' → 'abnormal_operations' → 'serious_dishonesty'"),
+    "after 0 days": (
+        "  - id: serious_dishonesty\n"
+        "    entry: {after: {list: abnormal_operations, days: 0, moves: true}}\n"
+        "    reference: r\n", 8, "give 'days' of at least 1"),
+    "a boolean for a name": ("  - {id: train_ban, name: true, reference: r}\n", 7,
+                             "valid string (got True)"),
+}
+
+
+@pytest.mark.parametrize("what", list(BAD_POLICIES))
+def test_wrong_policies_are_refused_at_load(tmp_path: Path, what: str,
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    text, line, fragment = BAD_POLICIES[what]
+    path = tmp_path / "probe.yaml"
+    path.write_text(REFORM + text, encoding="utf-8")
+    code, out, err = invoke(["policy", "check", str(path)], monkeypatch, capsys)
+    assert code == 2, out + err
+    assert f"{path}, line {line}: " in out and fragment in out, out
