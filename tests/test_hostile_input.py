@@ -278,3 +278,51 @@ def test_wrong_policies_are_refused_at_load(tmp_path: Path, what: str,
     code, out, err = invoke(["policy", "check", str(path)], monkeypatch, capsys)
     assert code == 2, out + err
     assert f"{path}, line {line}: " in out and fragment in out, out
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from socialcredit.run import simulate
+
+    return simulate("default", out=tmp_path_factory.mktemp("runs") / "run", citizens=800,
+                    days=3)
+
+
+def test_runs_that_are_not_what_they_claim_are_refused(
+        small_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import shutil
+
+    def copy(name: str, change: object) -> Path:
+        run = tmp_path / name
+        shutil.copytree(small_run, run)
+        manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+        change(manifest)  # type: ignore[operator]
+        (run / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        return run
+
+    other = copy("other", lambda m: m.update(version="0.0.1"))
+    blind = copy("blind", lambda m: m.pop("census"))
+    for run, fragment in ((other, "was made by socialcredit 0.0.1, but this is socialcredit"),
+                          (blind, "has no census")):
+        for args in (["explain", str(run), "5"], ["report", str(run)]):
+            code, out, err = invoke(args, monkeypatch, capsys)
+            assert code == 2 and fragment in err, (args, err)
+            assert len(err.strip().splitlines()) == 1, err
+        assert not (run / "report.html").exists()
+
+    for subject in (" 5", "٥", "5 ", "+5"):
+        code, out, err = invoke(["explain", str(small_run), subject], monkeypatch, capsys)
+        assert code == 2 and ("neither a subject id (digits 0-9 only)" in err
+                              or subject == "+5"), (subject, err)
+
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    for target, fragment in ((tmp_path, "is a folder; --out names the report's HTML file"),
+                             (tmp_path / "afile" / "r.html", "afile is a file, not a folder")):
+        code, out, err = invoke(["report", str(small_run), "--out", str(target)], monkeypatch,
+                                capsys)
+        assert code == 2 and fragment in err, err
+    made = tmp_path / "new" / "folder" / "r.html"
+    code, out, err = invoke(["report", str(small_run), "--out", str(made)], monkeypatch, capsys)
+    assert code == 0 and made.is_file(), err

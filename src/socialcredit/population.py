@@ -851,10 +851,16 @@ def uscc_of(pop: Population | Layout, business: int) -> str:
 
 
 def subject_id(pop: Population, text: str | int) -> int:
-    """A subject id from a command-line SUBJECT: an id or a business's USCC."""
-    s = str(text).strip()
-    if s.isdigit():
+    """A subject id from a command-line SUBJECT: an id or a business's USCC.
+
+    An id is ASCII digits only (DESIGN 8): `` 5``, ``+5`` or other scripts' digits are
+    refused, as Python's ``int`` would otherwise read them."""
+    s = str(text)
+    if s.isascii() and s.isdigit():
         sid = int(s)
+    elif s != s.strip() or any(c.isdigit() and not c.isascii() for c in s):
+        raise UserError(f"the subject {s!r} is neither a subject id (digits 0-9 only) nor a "
+                        "business's Unified Social Credit Code")
     else:
         sid = business_id_from_code(s)
         if not pop.n_citizens <= sid < pop.n_subjects:
