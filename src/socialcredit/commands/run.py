@@ -20,7 +20,11 @@ def run_command(
     backend: str = typer.Option("cpu", "--backend", help="cpu, gpu or auto."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Run on Dask: local[:N] or a scheduler address."),
 ) -> None:
-    """Run a scenario (the embedded default needs no argument)."""
+    """Run a scenario (the embedded default needs no argument).
+
+    Bad input is refused with one sentence (exit code 2) before anything runs or is written.
+
+    docs/run-directory.md ("What run refuses") lists what is refused, and why."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
