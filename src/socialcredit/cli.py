@@ -87,7 +87,7 @@ INTERRUPTED = 130
 
 def main() -> None:
     """Entry point: run the Typer app, turning user errors into one plain sentence."""
-    from socialcredit.errors import Interrupted, UserError
+    from socialcredit.errors import Interrupted, RunError, UserError
 
     try:
         code = app(standalone_mode=False)
@@ -97,6 +97,9 @@ def main() -> None:
     except Interrupted as err:
         typer.echo(str(err), err=True)
         sys.exit(INTERRUPTED)
+    except RunError as err:  # not the user's input, but a sentence of its own (a full disk)
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(INTERRUPTED)

@@ -323,7 +323,7 @@ def simulate_distributed(scenario: Any = "default", *, scheduler: str | Schedule
     ``auto``) is resolved on the workers (:func:`worker_backend`) and the manifest records the
     one the tasks used."""
     from socialcredit.engine import build_model
-    from socialcredit.run import check_options, default_out, load_scenario
+    from socialcredit.run import check_options, check_out, default_out, load_scenario
 
     t_start = time.perf_counter()
     if resume:
@@ -336,11 +336,10 @@ def simulate_distributed(scenario: Any = "default", *, scheduler: str | Schedule
     spec = None
     if client is None:
         spec = scheduler if isinstance(scheduler, SchedulerSpec) else parse_scheduler(scheduler)
-    sc = load_scenario(scenario)
+    sc = load_scenario(scenario, seed=seed, days=days)
     source = str(scenario) if not hasattr(scenario, "name") else sc.name
     out_path = Path(out) if out is not None else default_out(sc.name)
-    if out_path.exists():
-        raise UserError(f"the run directory {out_path} already exists")
+    check_out(out_path)
     model = build_model(sc, seed=seed, citizens=citizens, days=days)
     t_built = time.perf_counter()
     with contextlib.ExitStack() as stack:

@@ -11,17 +11,19 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import errno
+import functools
 import json
 import logging
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
@@ -61,6 +63,31 @@ _PARQUET_OPTIONS: dict[str, Any] = {
     "use_dictionary": True,
     "write_statistics": True,
 }
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _disk_errors(method: _F) -> _F:
+    """A failure to write (a full disk, a quota, a device gone read-only) becomes one
+    sentence (:class:`RunError`, exit code 1); the writer is then aborted by its context, so
+    nothing that looks finished is left (an earlier checkpoint stays, to resume from)."""
+
+    @functools.wraps(method)
+    def wrapper(self: RunWriter, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                why = "the disk is full"
+            elif err.errno == errno.EROFS:
+                why = "the disk became read-only"
+            else:
+                why = err.strerror or str(err) or type(err).__name__
+            raise RunError(f"cannot write the run {self.out_dir}: {why}; the run stopped "
+                           "and nothing of it is marked complete") from None
+
+    return cast(_F, wrapper)
 
 
 @dataclass
@@ -119,16 +146,8 @@ class RunWriter:
             name: _Table(name, schema, self.partial_dir / name) for name, schema in tables.items()
         }
 
-        if self.out_dir.exists() or self.out_dir.is_symlink():
-            if resume:
-                raise UserError(
-                    f"the run directory {self.out_dir} is already complete; there is nothing "
-                    "to resume"
-                )
-            raise UserError(f"the run directory {self.out_dir} already exists")
+        check_run_dir(self.out_dir, resume=resume)
         if resume:
-            if not self.partial_dir.is_dir():
-                raise UserError(f"there is no unfinished run to resume at {self.out_dir}")
             self._lock()
             try:
                 self._restore()
@@ -145,6 +164,7 @@ class RunWriter:
         """Rows appended so far, per table."""
         return {name: t.rows for name, t in self._tables.items()}
 
+    @_disk_errors
     def append(self, name: str, batch: Batch) -> None:
         """Append rows to table ``name``. Columns are matched by name and cast to the schema."""
         self._check_open()
@@ -166,6 +186,7 @@ class RunWriter:
         ):
             self._flush(table)
 
+    @_disk_errors
     def checkpoint(
         self, day_index: int, state: dict[str, np.ndarray], meta: dict[str, Any]
     ) -> None:
@@ -229,6 +250,7 @@ class RunWriter:
             state[name] = array
         return int(record["day_index"]), state, record["meta"]
 
+    @_disk_errors
     def finish(self, manifest: dict[str, Any]) -> Path:
         """Complete the run: close all parts, write ``run.duckdb`` and the manifest (adding
         ``row_counts``, ``tables``, ``created`` and ``format_version``), delete the checkpoints
@@ -311,8 +333,13 @@ class RunWriter:
             for child in partial.iterdir():  # leftovers of a run killed before any checkpoint
                 _remove(child)
         else:
-            partial.parent.mkdir(parents=True, exist_ok=True)
-            partial.mkdir()
+            try:
+                partial.parent.mkdir(parents=True, exist_ok=True)
+                partial.mkdir()
+            except OSError as err:
+                raise UserError(
+                    f"cannot make the run directory {self.out_dir} ({err.strerror})"
+                ) from None
             self._lock()
         for table in self._tables.values():
             table.folder.mkdir()
@@ -426,6 +453,36 @@ class RunWriter:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def check_run_dir(out_dir: str | Path, *, resume: bool = False) -> None:
+    """Refuse, with one sentence, a run directory that cannot be written or resumed.
+
+    The one check of where runs go, made before any work starts (by ``socialcredit run``)
+    and again by :class:`RunWriter`: a new run needs ``out_dir`` not to exist and its
+    nearest existing parent to be a folder it may write in; a resumed run needs the hidden
+    partial folder of an unfinished run, and a folder at ``out_dir`` is either a finished
+    run (nothing to resume) or not a run at all."""
+    out = Path(out_dir).expanduser().absolute()
+    if out.exists() or out.is_symlink():
+        if not resume:
+            raise UserError(f"the run directory {out} already exists")
+        if (out / MANIFEST_FILE).is_file():
+            raise UserError(f"the run directory {out} is already complete; there is nothing "
+                            "to resume")
+        raise UserError(f"{out} is not a run (it has no {MANIFEST_FILE}); there is nothing to "
+                        "resume")
+    if resume:
+        if not partial_path(out).is_dir():
+            raise UserError(f"there is no unfinished run to resume at {out}")
+        return
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"cannot make the run directory {out}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot make the run directory {out}: {parent} is not writable")
 
 
 def _conform(name: str, batch: Batch, schema: pa.Schema | None) -> pa.Table:
@@ -573,6 +630,8 @@ def _write_views(root: Path, paths: dict[str, str]) -> None:
                     f"CREATE VIEW {quote_ident(name)} AS SELECT * FROM "
                     f"read_parquet({quote_literal(table_glob(relative))})"
                 )
+        except duckdb.IOException as err:  # DuckDB's own error for a write that failed
+            raise OSError(errno.EIO, f"cannot write {DUCKDB_FILE} ({err})") from None
         finally:
             con.close()
         _remove(building.with_name(building.name + ".wal"))

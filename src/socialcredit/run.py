@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,17 +31,54 @@ ProgressFn = Callable[[int, int], None]
 CHECKPOINT_SECONDS = 60.0
 
 
+def run_slug(scenario_name: str) -> str:
+    """A scenario's name as one safe path component: letters, digits, ``.``, ``_`` and ``-``
+    only, never ``.`` or ``..``, at most 64 characters (``scenario`` if nothing is left).
+
+    A scenario's name is a name, not a path: ``../../x``, ``/tmp/x``, ``a/b`` or a name with a
+    newline all become one folder under ``runs/``."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", scenario_name).strip("-.")[:64].rstrip("-.")
+    return slug or "scenario"
+
+
 def default_out(scenario_name: str) -> Path:
+    """``runs/<scenario>-<YYYYmmdd-HHMMSS>`` under the current directory (DESIGN 8), with
+    the scenario's name made a safe slug (:func:`run_slug`)."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{scenario_name}-{stamp}"
+    return Path("runs") / f"{run_slug(scenario_name)}-{stamp}"
 
 
-def load_scenario(scenario: Any) -> Any:
-    from socialcredit.scenario import Scenario
+def load_scenario(scenario: Any, *, seed: int | None = None, days: int | None = None) -> Any:
+    """A scenario (a loaded one, a shipped name or a path), checked against the catalogue
+    and, when given, with ``--seed`` and ``--days`` checked by the scenario's own limits."""
+    from socialcredit.catalogue import load_catalogue
+    from socialcredit.scenario import Scenario, validate_against_catalogue, validate_extensions
 
-    if isinstance(scenario, Scenario):
-        return scenario
-    return Scenario.load(scenario)
+    sc = scenario if isinstance(scenario, Scenario) else Scenario.load(scenario)
+    validate_against_catalogue(sc, load_catalogue())
+    validate_extensions(sc)
+    sc.check_options(seed=seed, days=days)
+    return sc
+
+
+def check_out(out: Path, *, resume: bool = False) -> None:
+    """Refuse a run directory that cannot be made, before any work starts (see
+    :func:`socialcredit.recorder.check_run_dir`)."""
+    from socialcredit.recorder import check_run_dir
+
+    check_run_dir(out, resume=resume)
+
+
+def check_threads(threads: int | None) -> None:
+    """``--threads`` of a run in this process: from 1 to the threads numba may start."""
+    if threads is None:
+        return
+    import numba
+
+    most = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+    if not 1 <= threads <= most:
+        raise UserError(f"--threads must be from 1 to {most} (the threads numba may use "
+                        f"here; NUMBA_NUM_THREADS raises it), not {threads}")
 
 
 def check_options(citizens: int | None, days: int | None, threads: int | None,
@@ -234,13 +272,13 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
 
     t_start = time.perf_counter()
     check_options(citizens, days, threads, backend)
-    sc = load_scenario(scenario)
+    check_threads(threads)
+    sc = load_scenario(scenario, seed=seed, days=days)
     source = str(scenario) if not hasattr(scenario, "name") else sc.name
     out_path = Path(out) if out is not None else default_out(sc.name)
     if resume and out is None:
         raise UserError("--resume needs --out naming the run to continue")
-    if out_path.exists() and not resume:
-        raise UserError(f"the run directory {out_path} already exists")
+    check_out(out_path, resume=resume)
     backend = resolve_backend(backend)
     if backend == "gpu":  # refused before the run directory is begun
         require_gpu()
@@ -264,8 +302,7 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
             if cp is not None:  # without one (cut off before its first), start again
                 t0, saved, meta = cp
                 assert state is not None
-                if meta.get("policy_hash") != policy_digest(model):
-                    raise UserError(f"the run {out_path} was started with other settings")
+                check_resume(out_path, meta, resume_meta(model))
                 for k in state:
                     state[k][...] = saved[k]
                 rec.collector.load_state({k[len("collector."):]: v for k, v in saved.items()
@@ -301,7 +338,7 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
                     be.sync_state()
                 saved = dict(be.state)
                 saved.update({f"collector.{k}": v for k, v in rec.collector.state().items()})
-                writer.checkpoint(done, saved, {"policy_hash": policy_digest(model)})
+                writer.checkpoint(done, saved, resume_meta(model))
                 last_saved = time.perf_counter()
                 if stop_after is not None and done >= stop_after:
                     raise _Stopped()
@@ -315,6 +352,27 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
         return rec.finish(backend=getattr(be, "name", backend),
                           threads=getattr(be, "threads", 1), timings=timings, source=source,
                           t_start=t_start)
+
+
+def resume_meta(model: Any) -> dict[str, Any]:
+    """What a resumed run must share with the run it continues, as saved in a checkpoint."""
+    return {"policy_hash": policy_digest(model), "seed": int(model.seed),
+            "days": int(model.days), "citizens": int(model.n_citizens),
+            "start": model.start.isoformat(), "burn_in_days": int(model.burn_in)}
+
+
+def check_resume(out: Path, was: dict[str, Any], now: dict[str, Any]) -> None:
+    """Refuse to continue a partial run with settings other than those it was started with
+    (its checkpoint's ``was``): the result would be neither run."""
+    options = {"seed": "--seed", "days": "--days", "citizens": "--citizens"}
+    for key, option in options.items():
+        if key in was and was[key] != now[key]:
+            raise UserError(f"the unfinished run {out} was started with {option} {was[key]}, "
+                            f"not {now[key]}; resume it with the settings it was started with")
+    for key in ("start", "burn_in_days", "policy_hash"):
+        if was.get(key, now[key]) != now[key]:
+            raise UserError(f"the unfinished run {out} was started with another scenario or "
+                            "policy; resume it with the scenario it was started with")
 
 
 class _Stopped(Exception):

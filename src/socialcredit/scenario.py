@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -33,10 +34,30 @@ from socialcredit.errors import UserError
 
 HOUSEHOLD_BLOCK = 8
 
+# Limits of scenario values. Each comes from what the model can represent, not from taste:
+#: every simulated day, burn-in included, lies in [FIRST_DAY, LAST_DAY] (days count from
+#: 1970 in the kernel's unsigned day keys; the policies' dated histories end well before 2100)
+FIRST_DAY = dt.date(1970, 1, 1)
+LAST_DAY = dt.date(2099, 12, 31)
+#: seeds are 63-bit, so that every replicate's seed and every shard's key stay in an int64
+MAX_SEED = 2**63 - 1
+#: a rate per year of one subject: at most one a day
+MAX_PER_YEAR = 365.0
+#: a band modifier of a rate: the product of modifiers is capped at 8 (DESIGN 2.3), so a
+#: single modifier above 8 means nothing
+MAX_MODIFIER = 8.0
+#: any other factor (surveillance density, compliance, uptake): the kernel's fixed-point
+#: arithmetic multiplies 32-bit thresholds by it
+MAX_FACTOR = 100.0
+#: a channel's delay: the kernel keeps delayed records' due days in 10 bits
+MAX_DELAY_DAYS = 1023
+
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 #: Band axes a modifier can depend on, with their number of bands (as in the catalogue).
 MODIFIER_AXES = {"income": 4, "education": 4, "age": 4, "urban": 2, "size": 4}
-Multiplier = Annotated[float, Field(ge=0.0)]
+Multiplier = Annotated[float, Field(ge=0.0, le=MAX_FACTOR)]
+PerYear = Annotated[float, Field(ge=0.0, le=MAX_PER_YEAR)]
+Modifier = Annotated[float, Field(ge=0.0, le=MAX_MODIFIER)]
 
 # Defaults of the optional region fields. None of them has a primary source; each is an
 # assumption, listed in docs/population.md and overridable per region.
@@ -53,7 +74,9 @@ DEFAULT_SECTOR_SHARES = [
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: ``seed: "42"`` or ``days: true`` is a mistake, not a number; NaN and infinity
+    # are never a share, a rate or a factor
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 def _check_shares(v: list[float], n: int) -> list[float]:
@@ -155,8 +178,8 @@ class ActBehaviour(_Model):
     citizens, ``size`` (micro … large) for businesses. A modifier given here replaces the
     catalogue's modifier of the same band axis; the others stay."""
 
-    rate_per_year: Multiplier | None = None
-    modifiers: dict[str, list[Multiplier]] = Field(default_factory=dict)
+    rate_per_year: PerYear | None = None
+    modifiers: dict[str, list[Modifier]] = Field(default_factory=dict)
 
     @field_validator("modifiers")
     @classmethod
@@ -175,15 +198,15 @@ class ChannelBehaviour(_Model):
     """Overrides of one channel: coverage, false records, misidentifications, delay."""
 
     coverage: Share | None = None
-    false_per_year: Multiplier | None = None
-    misid_per_year: Multiplier | None = None
-    delay_days: Annotated[int, Field(ge=0)] | None = None
+    false_per_year: PerYear | None = None
+    misid_per_year: PerYear | None = None
+    delay_days: Annotated[int, Field(ge=0, le=MAX_DELAY_DAYS)] | None = None
 
 
 class ServiceBehaviour(_Model):
     """Overrides of one service: how often subjects ask, how often they retry after a denial."""
 
-    requests_per_year: Multiplier | None = None
+    requests_per_year: PerYear | None = None
     retry: Share | None = None
 
 
@@ -191,8 +214,8 @@ class Objection(_Model):
     """The chance a subject objects to a record: a base chance times band multipliers."""
 
     base: Share = 0.05
-    education: list[float] = Field(default_factory=lambda: [0.5, 0.8, 1.2, 1.8])
-    income: list[float] = Field(default_factory=lambda: [0.7, 0.9, 1.1, 1.3])
+    education: list[Modifier] = Field(default_factory=lambda: [0.5, 0.8, 1.2, 1.8])
+    income: list[Modifier] = Field(default_factory=lambda: [0.7, 0.9, 1.1, 1.3])
 
     @field_validator("education", "income")
     @classmethod
@@ -210,7 +233,7 @@ class Behaviour(_Model):
     channels: dict[str, ChannelBehaviour] = Field(default_factory=dict)
     services: dict[str, ServiceBehaviour] = Field(default_factory=dict)
     #: hazard per year of meeting an open obligation (a debt, a fine, unpaid fees)
-    repayment_per_year: Multiplier = 0.5
+    repayment_per_year: PerYear = 0.5
     #: compliance under pressure: how much faster a listed debtor meets its obligations
     compliance_factor: Multiplier = 3.0
     objection: Objection = Field(default_factory=Objection)
@@ -249,10 +272,10 @@ class Scenario(_Model):
 
     name: Annotated[str, Field(min_length=1)]
     description: str = ""
-    start: dt.date
+    start: Annotated[dt.date, Field(strict=False)]  # a date, or its ISO text (from JSON)
     days: Annotated[int, Field(gt=0)]
     burn_in_days: Annotated[int, Field(ge=0)] = 0
-    seed: Annotated[int, Field(ge=0, lt=2**63)]
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)]
     policy: Annotated[str, Field(min_length=1)]
     reforms: list[str] = Field(default_factory=list)
     regions: Annotated[list[Region], Field(min_length=1, max_length=255)]
@@ -291,6 +314,33 @@ class Scenario(_Model):
             **data,
             "regions": [{**r, "citizens": c} for r, c in zip(regions, counts, strict=True)],
         }
+
+    # the calendar, field by field so that each problem is reported at its own line
+    @field_validator("start")
+    @classmethod
+    def _start_in_range(cls, v: dt.date) -> dt.date:
+        problem = calendar_problem(v, 0, 1)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("days")
+    @classmethod
+    def _days_fit(cls, v: int, info: ValidationInfo) -> int:
+        start = info.data.get("start")
+        problem = calendar_problem(start, 0, v) if start is not None else None
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("burn_in_days")
+    @classmethod
+    def _burn_in_fits(cls, v: int, info: ValidationInfo) -> int:
+        start = info.data.get("start")
+        problem = calendar_problem(start, v, 1) if start is not None else None
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @model_validator(mode="after")
     def _unique_regions(self) -> Scenario:
@@ -340,6 +390,18 @@ class Scenario(_Model):
     def line_of(self, *loc: Any) -> int | None:
         """The line of a key in the source file, e.g. ``line_of("regions", 0, "id")``."""
         return self._lines.get(tuple(loc))
+
+    def check_options(self, *, seed: int | None = None, days: int | None = None) -> None:
+        """Check ``--seed`` and ``--days`` by the same limits as the file's own values; a
+        :class:`UserError` names the option."""
+        if seed is not None and not (isinstance(seed, int) and 0 <= seed <= MAX_SEED):
+            raise UserError(f"--seed must be a whole number from 0 to {MAX_SEED}, not {seed}")
+        if days is not None:
+            if not isinstance(days, int) or days <= 0:
+                raise UserError(f"--days must be a positive number, not {days}")
+            problem = calendar_problem(self.start, self.burn_in_days, days)
+            if problem:
+                raise UserError(f"--days {days} is too many: {problem}")
 
     # --- derived values --------------------------------------------------------------------
 
@@ -412,6 +474,22 @@ class Scenario(_Model):
         return self.model_dump(mode="json")
 
 
+def calendar_problem(start: dt.date, burn_in_days: int, days: int) -> str | None:
+    """Why a run from ``start`` (after a burn-in) for ``days`` does not fit the calendar the
+    model can represent, or None when it does."""
+    if start < FIRST_DAY or start > LAST_DAY:
+        return f"the start {start} is outside {FIRST_DAY} … {LAST_DAY}, the years a run can cover"
+    room_before = (start - FIRST_DAY).days
+    if burn_in_days > room_before:
+        return (f"a burn-in of {burn_in_days} days before {start} would begin before "
+                f"{FIRST_DAY}; at most {room_before} days fit")
+    room_after = (LAST_DAY - start).days + 1
+    if days > room_after:
+        return (f"{days} days from {start} would end after {LAST_DAY}; at most {room_after} "
+                "days fit")
+    return None
+
+
 def apportion(total: int, weights: Iterable[float]) -> list[int]:
     """Share ``total`` (rounded to a multiple of 8) among weights in whole blocks of 8, each at
     least one block, by largest remainder. Exact when the weights already are such counts."""
@@ -456,9 +534,13 @@ def validate_against_catalogue(scenario: Scenario, catalogue: Any) -> None:
         raise UserError(message, path=scenario.path, line=scenario.line_of(*loc))
 
     def unknown(what: str, ident: str, known: dict[str, Any], *loc: Any) -> None:
-        names = sorted(known)
-        hint = ", ".join(names[:12]) + (" …" if len(names) > 12 else "")
-        fail(f"unknown {what} {ident!r}; the catalogue has {hint}", *loc)
+        from socialcredit.catalogue.yamlsource import did_you_mean
+
+        hint = did_you_mean(ident, known)
+        if not hint:
+            names = sorted(known)
+            hint = "; the catalogue has " + ", ".join(names[:12]) + (" …" if len(names) > 12 else "")
+        fail(f"unknown {what} {ident!r}{hint}", *loc)
 
     for k, r in enumerate(scenario.regions):
         if regions is not None:
@@ -502,6 +584,109 @@ def validate_against_catalogue(scenario: Scenario, catalogue: Any) -> None:
         for ident in ids:
             if ident not in known:
                 unknown(what, ident, known, "behaviour", what + "s", ident)
+    if acts is not None and channels is not None and services is not None:
+        problem = _rate_problem(scenario, acts, channels, services)
+        if problem is not None:
+            fail(problem[0], *problem[1])
+
+
+def _rate_problem(scenario: Scenario, acts: dict[str, Any], channels: dict[str, Any],
+                  services: dict[str, Any]) -> tuple[str, tuple[Any, ...]] | None:
+    """Why the scenario's rates cannot be drawn, with where to say it, or None.
+
+    One draw a day decides which act (if any) a subject does, so the acts of one kind of
+    subject may add up to at most one a day at their largest: every band modifier at its
+    highest (their product capped at 8, as in the kernel), times the rises that feedback may
+    add (uptake, and the listed factor when it is above 1). The same holds for the false
+    records of each region and for the service requests of one month. This bound is what
+    the kernel's tables need, so a scenario within it never fails later."""
+    b = scenario.behaviour
+
+    def value(over: Any, name: str, base: Any) -> float:
+        v = getattr(over, name, None) if over is not None else None
+        return float(v if v is not None else getattr(base, name, 0.0) or 0.0)
+
+    def top(over: Any, base: Any) -> float:
+        mods = dict(getattr(base, "modifiers", None) or {})
+        mods.update(getattr(over, "modifiers", None) or {})
+        product = 1.0
+        for values in mods.values():
+            product *= max([1.0, *[float(v) for v in values]]) if values else 1.0
+        return product
+
+    rise = 1.0
+    if scenario.feedback.uptake:
+        rise *= 1.0 + b.uptake_strength
+    if scenario.feedback.deterrence:
+        rise *= max(1.0, b.listed_act_factor)
+    per_kind: dict[str, float] = {}
+    for ident, act in acts.items():
+        over = b.acts.get(ident)
+        daily = value(over, "rate_per_year", act) / 365.0 * min(MAX_MODIFIER, top(over, act) * rise)
+        kind = str(getattr(act, "kind", "citizen"))
+        per_kind[kind] = per_kind.get(kind, 0.0) + min(1.0, daily)
+    for kind, total in per_kind.items():
+        if total > 1.0:
+            return (f"act rates are too high: at their largest (every modifier and feedback at "
+                    f"its highest) a {kind}'s acts would add up to {total:.2f} a day, and a "
+                    "subject can do at most one act a day", ("behaviour", "acts"))
+    for k, region in enumerate(scenario.regions):
+        per_kind = {}
+        for ident, ch in channels.items():
+            over_ch: Any = b.channels.get(ident)
+            false_acts = list(getattr(ch, "false_acts", None) or [])
+            if not false_acts:
+                continue
+            density = float(region.surveillance.get(ident, 1.0))
+            share = density / len(false_acts) / 365.0
+            misid = 1.0
+            for values in (getattr(ch, "misid_modifiers", None) or {}).values():
+                misid *= max([1.0, *[float(v) for v in values]])
+            per_pair = min(1.0, value(over_ch, "false_per_year", ch) * share) + \
+                min(1.0, value(over_ch, "misid_per_year", ch) * share) * misid
+            for aid in false_acts:
+                kind = str(getattr(acts.get(aid), "kind", "citizen"))
+                per_kind[kind] = per_kind.get(kind, 0.0) + per_pair
+        for kind, total in per_kind.items():
+            if total > 1.0:
+                return (f"false-record rates are too high in region {region.id}: a {kind} "
+                        f"would get {total:.2f} false records a day at most, and at most one "
+                        "can be drawn a day", ("regions", k, "surveillance"))
+    for month in range(1, 13):
+        per_kind = {}
+        for ident, svc in services.items():
+            months = list(getattr(svc, "months", None) or range(1, 13))
+            if month not in months:
+                continue
+            over_svc: Any = b.services.get(ident)
+            daily = value(over_svc, "requests_per_year", svc) * 12.0 / len(months) / 365.0
+            kind = str(getattr(svc, "kind", "citizen"))
+            per_kind[kind] = per_kind.get(kind, 0.0) + min(1.0, daily) * top(None, svc)
+        for kind, total in per_kind.items():
+            if total > 1.0:
+                return (f"service request rates are too high: in month {month} a {kind} would "
+                        f"ask for {total:.2f} services a day at most, and can ask for at most "
+                        "one a day", ("behaviour", "services"))
+    return None
+
+
+def validate_extensions(scenario: Scenario) -> None:
+    """Check that each region's extension is written for that region (an extension names
+    its region; Hangzhou's rules on Rongcheng's citizens are a mistake, not a what-if).
+
+    Raises :class:`UserError` naming the scenario file and the region's ``extension`` line."""
+    from socialcredit.policy import load_policy
+
+    for k, r in enumerate(scenario.regions):
+        if r.extension is None:
+            continue
+        doc = load_policy(r.extension)
+        if doc.kind == "extension" and doc.region not in (None, r.id):
+            raise UserError(
+                f"the extension '{r.extension}' is written for the region '{doc.region}', not "
+                f"for '{r.id}'; give '{r.id}' its own extension or none",
+                path=scenario.path, line=scenario.line_of("regions", k, "extension"),
+            )
 
 
 _KIND_AXES = {"citizen": ("income", "education", "age", "urban"), "business": ("size",)}
@@ -527,9 +712,9 @@ def _resolve(name_or_path: str | Path) -> Path:
     p = Path(text).expanduser()
     looks_like_path = p.suffix in (".yaml", ".yml") or "/" in text or "\\" in text
     if looks_like_path or p.exists():
-        if not p.is_file():
+        if not p.exists():
             raise UserError(f"scenario file {text} does not exist")
-        return p
+        return p  # a folder, a device or a pipe is refused by the reader
     shipped = resources.files("socialcredit") / "scenarios" / f"{text}.yaml"
     if not shipped.is_file():
         names = ", ".join(Scenario.shipped())
@@ -539,14 +724,17 @@ def _resolve(name_or_path: str | Path) -> Path:
 
 def read_yaml_mapping(path: Path, what: str = "scenario") -> Any:
     """A YAML file of ``what`` (a scenario, a sweep …) as ruamel's round-trip mapping, which
-    keeps every key's line; bad files become one sentence with the file and line."""
+    keeps every key's line; bad files become one sentence with the file and line.
+
+    The file is read as every untrusted YAML file is (``yamlsource.read_text``: a regular
+    file of bounded size, UTF-8 text) and its values are bounded in number and depth, with
+    no tags but YAML's own."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise UserError(f"cannot read the {what} file ({err.strerror})", path=path) from None
+    from socialcredit.catalogue.yamlsource import MAX_DEPTH, check_size, read_text
+
+    text = read_text(path)
     try:
         tree = YAML(typ="rt").load(text)
     except MarkedYAMLError as err:
@@ -556,6 +744,8 @@ def read_yaml_mapping(path: Path, what: str = "scenario") -> Any:
         raise UserError(f"this is not valid YAML ({problem})", path=path, line=line) from None
     except YAMLError as err:
         raise UserError(f"this is not valid YAML ({err})", path=path) from None
+    except RecursionError:
+        raise UserError(f"values are nested more than {MAX_DEPTH} deep", path=path) from None
     except ValueError as err:
         # ruamel raises a bare ValueError, without a mark, for an impossible date
         line = _bad_scalar_line(text)
@@ -563,7 +753,51 @@ def read_yaml_mapping(path: Path, what: str = "scenario") -> Any:
     if not isinstance(tree, Mapping):
         article = "an" if what[:1] in "aeiou" else "a"
         raise UserError(f"{article} {what} must be a mapping of keys to values", path=path, line=1)
+    check_size(tree, _tree_children, _tree_line, path)
+    _check_tags(tree, path)
     return tree
+
+
+def _tree_children(node: Any) -> list[Any]:
+    if isinstance(node, Mapping):
+        return [*node.keys(), *node.values()]
+    if isinstance(node, list):
+        return list(node)
+    return []
+
+
+def _tree_line(node: Any) -> int | None:
+    lc = getattr(node, "lc", None)
+    line = getattr(lc, "line", None)
+    return int(line) + 1 if isinstance(line, int) else None
+
+
+def _check_tags(tree: Any, path: Path) -> None:
+    """Refuse values tagged with anything but YAML's plain types (``!foo``, ``!!python/…``)."""
+    from ruamel.yaml.comments import TaggedScalar
+
+    from socialcredit.catalogue.yamlsource import _PLAIN_TAGS
+
+    def walk(node: Any, line: int | None) -> None:
+        tag = getattr(getattr(node, "tag", None), "value", None)
+        if tag is not None and tag not in _PLAIN_TAGS or isinstance(node, TaggedScalar):
+            raise UserError(
+                f"the tag '{tag}' is not supported; write plain values without tags",
+                path=path, line=_tree_line(node) or line,
+            )
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                try:
+                    here: int | None = node.lc.key(k)[0] + 1  # type: ignore[attr-defined]
+                except (AttributeError, KeyError, TypeError):
+                    here = line
+                walk(k, here)
+                walk(v, here)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, line)
+
+    walk(tree, 1)
 
 
 def _bad_scalar_line(text: str) -> int | None:

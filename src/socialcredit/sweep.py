@@ -83,8 +83,14 @@ METRICS = ("citizens", "businesses", "days", "acts", "records", "records_false",
 # --- the sweep file ------------------------------------------------------------------------
 
 
+#: Most runs one sweep may plan (points times replicates): each is a run directory, and the
+#: plan is checked point by point before anything runs.
+MAX_RUNS = 10_000
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # a bound or a sample count is a finite number: NaN and infinity would be drawn from
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Distribution(_Strict):
@@ -97,7 +103,7 @@ class Distribution(_Strict):
 
 
 class RandomSamples(_Strict):
-    samples: Annotated[int, Field(ge=1)]
+    samples: Annotated[int, Field(ge=1, le=MAX_RUNS)]
     seed: Annotated[int, Field(ge=0)] = 0
     parameters: dict[str, Distribution]
 
@@ -111,7 +117,7 @@ class SweepFile(_Strict):
     citizens: Annotated[int, Field(gt=0)] | None = None
     days: Annotated[int, Field(gt=0)] | None = None
     ledger: bool = False
-    replicates: Annotated[int, Field(ge=1)] = 1
+    replicates: Annotated[int, Field(ge=1, le=MAX_RUNS)] = 1
     set: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, Any] | None = None
     random: RandomSamples | None = None
@@ -223,6 +229,12 @@ def load_sweep(file: str | Path) -> SweepPlan:
         if err.path is not None:  # a mistake inside the scenario file: say where it is
             raise
         raise fail(err.message, "scenario") from None
+    if spec.days is not None:
+        from socialcredit.scenario import calendar_problem
+
+        problem = calendar_problem(base_sc.start, base_sc.burn_in_days, spec.days)
+        if problem:
+            raise fail(f"days: {problem}", "days")
     name = spec.name or re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).strip("-.") or "sweep"
     base = base_sc.to_dict()
     scenario_path = str(base_sc.path.resolve()) if base_sc.path is not None else None
@@ -255,6 +267,10 @@ def load_sweep(file: str | Path) -> SweepPlan:
                 raise fail(f"the grid gives {key} no values, so the sweep would be empty",
                            "grid", key)
         keys = list(spec.grid)
+        planned = math.prod(len(spec.grid[k]) for k in keys) * spec.replicates
+        if planned > MAX_RUNS:
+            raise fail(f"the grid makes {planned:,} runs (every combination of its values, "
+                       f"times the replicates); a sweep may make at most {MAX_RUNS:,}", "grid")
         points = [dict(zip(keys, combo, strict=True))
                   for combo in itertools.product(*(spec.grid[k] for k in keys))]
     else:
@@ -265,6 +281,10 @@ def load_sweep(file: str | Path) -> SweepPlan:
             where[key] = ("random", "parameters", key)
             _check_path(key, base_sc, fail, *where[key])
             _check_distribution(key, dist, fail, *where[key])
+        planned = spec.random.samples * spec.replicates
+        if planned > MAX_RUNS:
+            raise fail(f"the random samples make {planned:,} runs (samples times replicates); "
+                       f"a sweep may make at most {MAX_RUNS:,}", "random", "samples")
         points = _draw(spec.random)
     parameters = list(points[0]) if points else []
 
@@ -340,8 +360,8 @@ def _short(value: Any) -> str:
 def _resolve_sweep(file: str | Path) -> Path:
     text = str(file)
     p = Path(text).expanduser()
-    if p.is_file():
-        return p
+    if p.exists():
+        return p  # a folder, a device or a pipe is refused by the reader
     looks_like_path = p.suffix in (".yaml", ".yml") or "/" in text or "\\" in text
     if not looks_like_path:
         shipped = resources.files("socialcredit") / "sweeps" / f"{text}.yaml"

@@ -112,7 +112,7 @@ def parse_subject(text: str | int, n_citizens: int, n_businesses: int,
     ``code_of`` returns None when the codes cannot be rebuilt. ``where`` names the run in
     the sentences of the :class:`UserError` raised for anything else."""
     raw = str(text)
-    s = raw.strip().upper()
+    s = raw.upper()  # not stripped: ' 5' is no id (DESIGN 8)
     total = n_citizens + n_businesses
     if len(s) == 18:
         bad = next((c for c in s if c not in _INDEX), None)

@@ -31,6 +31,29 @@ def open_run(run: str | Path | Run) -> Run:
     return Run.open(run)
 
 
+def check_trusted(run: Run, what: str) -> None:
+    """Refuse a run whose manifest ``what`` (an explanation, a report) cannot rest on.
+
+    Both rebuild the run's policy (and ``explain`` its model) with this version of the code,
+    and read the census: a run made by another version, or whose manifest lacks its
+    census, would be described wrongly without a word, so it is refused with one sentence
+    saying which."""
+    from socialcredit import __version__
+
+    m = run.manifest
+    made_by = m.get("version")
+    if made_by != __version__:
+        made = f"socialcredit {made_by}" if isinstance(made_by, str) else "an unknown version"
+        raise UserError(
+            f"the run {run.path} was made by {made}, but this is socialcredit {__version__}; "
+            f"{what} rebuilds the run's policy with this version, so run it with the version "
+            "that made the run (or run the scenario again)"
+        )
+    if not isinstance(m.get("census"), dict) or not m["census"]:
+        raise UserError(f"the manifest of the run {run.path} has no census, so {what} cannot "
+                        "be trusted; run the scenario again")
+
+
 def date_of(day: int) -> dt.date:
     """The date of an absolute day number (days since 1970-01-01)."""
     return EPOCH + dt.timedelta(days=int(day))

@@ -21,6 +21,7 @@ import numpy as np
 
 from socialcredit.analysis.common import (
     build_run_model,
+    check_trusted,
     date_of,
     grade_name,
     has_ledger,
@@ -70,6 +71,7 @@ def replay_group(run: str | Path | Run, subject: str | int, *,
     from socialcredit.population import subject_id
 
     run = open_run(run)
+    check_trusted(run, "explain")
     model = model or build_run_model(run)
     sid = subject_id(model.population, str(subject))
     c_lo, c_hi, b_lo, b_hi = model.population.group_of(sid)

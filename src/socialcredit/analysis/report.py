@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from socialcredit.analysis import metrics as M
-from socialcredit.analysis.common import calendar_of, has_ledger, open_run, scenario_of
+from socialcredit.analysis.common import (
+    calendar_of,
+    check_trusted,
+    has_ledger,
+    open_run,
+    scenario_of,
+)
+from socialcredit.errors import UserError
 
 if TYPE_CHECKING:
     from socialcredit.store import Run
@@ -567,9 +574,15 @@ def build_report(run: str | Path | Run) -> str:
 def write_report(run: str | Path | Run, out: str | Path | None = None) -> Path:
     """Write the report of a run (default ``RUN/report.html``); returns the file's path."""
     run = open_run(run)
+    check_trusted(run, "the report")
     target = Path(out) if out is not None else run.path / "report.html"
+    _check_target(target)
     text = build_report(run)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot make the folder of the report {target} ({err.strerror})"
+                        ) from None
     # written beside the target and renamed, so a reader never sees half a report
     fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=target.parent)
     try:
@@ -581,3 +594,19 @@ def write_report(run: str | Path | Run, out: str | Path | None = None) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def _check_target(target: Path) -> None:
+    """Refuse, before the report is built, a ``--out`` it cannot be written to. A missing
+    folder is made (as ``run --out`` makes its parents); a folder or a path under a file is
+    refused."""
+    if target.is_dir():
+        raise UserError(f"{target} is a folder; --out names the report's HTML file, e.g. "
+                        f"{target / 'report.html'}")
+    parent = target.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"cannot write the report {target}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write the report {target}: {parent} is not writable")

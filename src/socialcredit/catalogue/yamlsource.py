@@ -13,6 +13,13 @@ files) gives every node its line; we build plain Python data from the node graph
 - plain scalars are typed by the YAML 1.2 core schema (``yes`` and ``no`` are text, not
   booleans as in YAML 1.1), the schema ruamel.yaml applies to the scenario files.
 
+Every YAML file a user gives (policies, scenarios, sweeps, the catalogue) is untrusted: it is
+read by :func:`read_text`, which refuses what is not a regular file (a device, a pipe), a file
+over :data:`MAX_FILE_BYTES`, bytes that are not UTF-8, a byte-order mark and characters YAML
+text cannot hold (a NUL byte), each with the line where there is one; and its values are built
+within :data:`MAX_VALUES` (aliases count every time they are used, so an alias bomb is refused
+instead of filling the memory) and :data:`MAX_DEPTH`, with no tags but YAML's own.
+
 :func:`validate` then runs a pydantic model over the data and turns the first error (the one
 on the earliest line) into a :class:`~socialcredit.errors.UserError`. Models derived from
 :class:`Node` also receive their own location, so later semantic checks can point at lines.
@@ -20,8 +27,11 @@ on the earliest line) into a :class:`~socialcredit.errors.UserError`. Models der
 
 from __future__ import annotations
 
+import codecs
 import math
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +51,22 @@ Lines = dict[PathKey, int]
 PLAIN_ERRORS = {"bad_date", "bad_date_order"}
 
 _TAG = "tag:yaml.org,2002:"
+#: The tags a value may carry: the ones YAML gives plain values itself.
+_PLAIN_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")}
+
+#: Largest YAML file read. The shipped ones are under 20 KB; a file a hundred times larger is
+#: a mistake (or an attack), and reading it whole would take gigabytes of memory.
+MAX_FILE_BYTES = 2 << 20
+#: Most values (mappings, lists and scalars) one document may expand to. An alias counts each
+#: time it is used, so a "billion laughs" file is refused before it is expanded.
+MAX_VALUES = 1_000_000
+#: Deepest nesting of mappings and lists in a document.
+MAX_DEPTH = 64
+# Characters YAML text may not contain (YAML 1.2, 5.1: the printable set), the BOM aside.
+_UNPRINTABLE = re.compile(
+    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd"
+    "\U00010000-\U0010ffff]"
+)
 #: libyaml's composer when PyYAML was built with it (its wheels are), else the Python one.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -168,28 +194,123 @@ def parse_text(text: str, path: str) -> tuple[Any, Lines]:
         raise UserError(f"the file is not valid YAML: {problem}", path=path, line=line) from None
     except YAMLError as err:
         raise UserError(f"the file is not valid YAML: {err}", path=path) from None
+    except RecursionError:
+        raise UserError(f"values are nested more than {MAX_DEPTH} deep", path=path) from None
     lines: Lines = {}
     if root is None:
         return None, lines
+    check_size(root, _node_children, lambda n: n.start_mark.line + 1, path)
     lines[()] = root.start_mark.line + 1
     data = _build(root, (), lines, path)
     return data, lines
 
 
+def read_text(path: str | Path) -> str:
+    """The text of a YAML file given by a user, or a :class:`UserError` saying why not.
+
+    Only a regular file is read (opened without blocking, so a pipe with no writer cannot
+    hang the command), and at most :data:`MAX_FILE_BYTES` of it; it must be UTF-8 without a
+    byte-order mark and hold only characters that YAML text may contain."""
+    where = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise UserError("the file does not exist", path=where) from None
+    except IsADirectoryError:
+        raise UserError("this is a folder, not a YAML file", path=where) from None
+    except OSError as err:
+        raise UserError(f"the file cannot be read ({err.strerror})", path=where) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise UserError("this is a folder, not a YAML file", path=where)
+        if not stat.S_ISREG(mode):
+            raise UserError(
+                "this is not a regular file (a device, a pipe or a socket); give a YAML file",
+                path=where,
+            )
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as err:
+        raise UserError(f"the file cannot be read ({err.strerror})", path=where) from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise UserError(
+            f"the file is larger than {MAX_FILE_BYTES >> 20} MB, the most a YAML file here may be",
+            path=where,
+        )
+    if data.startswith(codecs.BOM_UTF8):
+        raise UserError(
+            "the file starts with a byte-order mark; save it as UTF-8 without one", path=where,
+            line=1,
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise UserError("the file is not UTF-8 text", path=where, line=line) from None
+    bad = _UNPRINTABLE.search(text)
+    if bad is not None:
+        line = text.count("\n", 0, bad.start()) + 1
+        char = bad.group()
+        what = "a NUL byte" if char == "\x00" else f"the control character U+{ord(char):04X}"
+        raise UserError(f"the file holds {what}, which YAML text cannot contain", path=where,
+                        line=line)
+    return text
+
+
 def read_file(path: str | Path) -> tuple[Any, Lines]:
     """Read one YAML file into plain data and a table of lines by path."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError("the file does not exist", path=str(path)) from None
-    except IsADirectoryError:
-        raise UserError("this is a folder, not a YAML file", path=str(path)) from None
-    except UnicodeDecodeError:
-        raise UserError("the file is not UTF-8 text", path=str(path)) from None
-    except OSError as err:
-        raise UserError(f"the file cannot be read ({err.strerror})", path=str(path)) from None
-    return parse_text(text, str(path))
+    return parse_text(read_text(path), str(path))
+
+
+def check_size(root: Any, children: Any, line_of: Any, file: str | Path) -> None:
+    """Refuse a document that expands to more than :data:`MAX_VALUES` values, nests deeper
+    than :data:`MAX_DEPTH` or holds an alias of a value that contains it.
+
+    ``children(x)`` lists the values inside ``x`` (none for a scalar) and ``line_of(x)`` its
+    line; both parsers' trees are walked this way. Values shared through aliases are counted
+    once per use, but walked only once, so the check itself stays linear in the file."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Any, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        key = id(node)
+        if done:
+            open_.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children(node))
+            if sizes[key] > MAX_VALUES:
+                raise UserError(
+                    f"the file expands to more than {MAX_VALUES:,} values (aliases count "
+                    "each time they are used); write the values out",
+                    path=str(file),
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in open_:
+            raise UserError("an alias refers to a value that contains it", path=str(file),
+                            line=line_of(node))
+        kids = list(children(node))
+        if not kids:
+            sizes[key] = 1
+            continue
+        if depth > MAX_DEPTH:
+            raise UserError(f"values are nested more than {MAX_DEPTH} deep", path=str(file),
+                            line=line_of(node))
+        open_.add(key)
+        stack.append((node, depth, True))
+        stack.extend((c, depth + 1, False) for c in kids)
+
+
+def _node_children(node: YamlNode) -> list[YamlNode]:
+    if isinstance(node, MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []
 
 
 def _key_text(node: YamlNode) -> str:
@@ -233,6 +354,12 @@ def _scalar(node: ScalarNode) -> Any:
 
 
 def _build(node: YamlNode, path: PathKey, lines: Lines, file: str) -> Any:
+    if node.tag not in _PLAIN_TAGS:
+        raise UserError(
+            f"the tag '{node.tag}' is not supported; write plain values without tags",
+            path=file,
+            line=node.start_mark.line + 1,
+        )
     if isinstance(node, MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:

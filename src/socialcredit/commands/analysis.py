@@ -33,7 +33,7 @@ def _json(obj: Any) -> None:
 
 def explain_command(
     run: Path = typer.Argument(..., help="The run directory."),
-    subject: str = typer.Argument(..., help="A subject id, or a business's Unified Social Credit Code (any 18-character SUBJECT is a code)."),
+    subject: str = typer.Argument(..., help="A subject id (ASCII digits only) or a business's Unified Social Credit Code (any 18-character SUBJECT is a code)."),
     json_out: bool = typer.Option(False, "--json", help="Print the story as JSON."),
 ) -> None:
     """The story of one citizen or business, replayed from the seed."""
@@ -184,7 +184,7 @@ def print_story(story: dict[str, Any], console: Console) -> None:
 
 def report_command(
     run: Path = typer.Argument(..., help="The run directory."),
-    out: Path | None = typer.Option(None, "--out", help="The HTML file to write (default RUN/report.html)."),
+    out: Path | None = typer.Option(None, "--out", help="The HTML file to write (default RUN/report.html); missing folders are made, a folder is refused."),
 ) -> None:
     """One self-contained HTML report of a run (opens offline)."""
     from socialcredit.analysis.report import write_report

@@ -10,33 +10,38 @@ import typer
 
 def run_command(
     scenario: str = typer.Argument("default", help="A shipped scenario's name or a path to one."),
-    out: Path | None = typer.Option(None, "--out", help="The run directory to create."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of every random draw."),
+    out: Path | None = typer.Option(None, "--out", help="The run directory to create; it must not exist yet (default: runs/<scenario>-<time>, the scenario's name made a safe folder name)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of every random draw, 0 to 2**63-1."),
     citizens: int | None = typer.Option(None, "--citizens", help="Rescale the regions to this many citizens."),
-    days: int | None = typer.Option(None, "--days", help="Days to report (after the burn-in)."),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
+    days: int | None = typer.Option(None, "--days", help="Days to report (after the burn-in); the run must end by 2099-12-31."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads, 1 to NUMBA_NUM_THREADS (default: all cores)."),
     ledger: bool = typer.Option(False, "--ledger", help="Also write records, ledger, list events, decisions and snapshots."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out, with the seed, days and citizens it was started with."),
     backend: str = typer.Option("cpu", "--backend", help="cpu, gpu or auto (the GPU when one is present; with --scheduler, when every worker has one)."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Run on Dask: local[:N] or a scheduler address."),
 ) -> None:
-    """Run a scenario (the embedded default needs no argument)."""
+    """Run a scenario (the embedded default needs no argument).
+
+    Bad input is refused with one sentence (exit code 2) before anything runs or is written.
+
+    docs/run-directory.md ("What run refuses") lists what is refused, and why."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from socialcredit.run import check_options, load_scenario
+    from socialcredit.run import check_options, check_out, check_threads, default_out, load_scenario
 
     # bad input is refused before the progress bar opens, so the sentence stands alone
     check_options(citizens, days, threads, backend)
-    if out is not None and out.exists() and not resume:
+    if not scheduler:  # on Dask, threads are per worker and the worker's limit applies
+        check_threads(threads)
+    scenario_obj = load_scenario(scenario, seed=seed, days=days)
+    if resume and out is None:
         from socialcredit.errors import UserError
 
-        raise UserError(f"the run directory {out} already exists")
-    scenario_obj = load_scenario(scenario)
-    if out is None and not resume:  # named here, so that an interruption can tell it
-        from socialcredit.run import default_out
-
+        raise UserError("--resume needs --out naming the run to continue")
+    if out is None:  # named here, so that an interruption can tell it
         out = default_out(scenario_obj.name)
+    check_out(out, resume=resume)
     console = Console(stderr=True)
     try:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(),

@@ -161,6 +161,7 @@ class Checker:
         by_id = {lst.id: lst for lst in lists}
         for lst in lists:
             self.list_def(lst, by_id)
+        _no_circle_of_lists(lists, by_id)
         measures = doc.measures or []
         self.unique(measures, "measure")
         for m in measures:
@@ -310,6 +311,13 @@ class Checker:
                 )
             if after.list == lst.id:
                 raise after.error(f"{label} cannot be entered from itself", "list")
+            if ever(after.days, lambda v: v < 1):
+                raise after.error(
+                    f"{label} is entered after 0 days on '{after.list}', which is the same day "
+                    "as that list; give 'days' of at least 1 (or enter both lists by the same "
+                    "acts)",
+                    "days",
+                )
             other = by_id[after.list]
             if other.subject != lst.subject:
                 raise after.error(
@@ -386,3 +394,31 @@ def check_policy(doc: PolicyDocument, catalogue: Catalogue) -> None:
 
 
 __all__ = ["UserError", "change_dates", "check_policy", "grade_names", "scoring_ever"]
+
+
+def _no_circle_of_lists(lists: list[ListDef], by_id: dict[str | None, ListDef]) -> None:
+    """Refuse lists that enter each other through ``after`` (a → b → a, or longer circles).
+
+    Time on one list would lead onto the next and back again; with ``moves`` a subject
+    would be passed round the circle for ever, and without it the lists would only hold
+    each other's members. Neither is a rule any regulation states, so it is refused, naming
+    the lists, at the ``after`` entry of the first list of the circle (in file order)."""
+    def source(lst: ListDef) -> str | None:
+        after = lst.entry.after if lst.entry is not None else None
+        return after.list if after is not None else None
+
+    for lst in lists:
+        path = [lst.id]
+        nxt = source(lst)
+        while nxt is not None and nxt in by_id and nxt not in path:
+            path.append(nxt)
+            nxt = source(by_id[nxt])
+        if nxt == lst.id and len(path) > 1:
+            circle = " → ".join(f"'{name}'" for name in [*reversed(path), path[-1]])
+            assert lst.entry is not None and lst.entry.after is not None
+            names = ", ".join(f"'{n}'" for n in path[:-1]) + f" and '{path[-1]}'"
+            raise lst.entry.after.error(
+                f"the lists {names} enter each other through 'after' ({circle}), so a subject "
+                "could go round them for ever; break the circle",
+                "list",
+            )

@@ -442,6 +442,11 @@ def compile_policy(
         if region in names:
             raise UserError(f"the region '{region}' is listed twice")
         ext = as_policy(ext_ref, cat) if ext_ref is not None else None
+        if ext is not None and ext.kind == "extension" and ext.region not in (None, region):
+            raise UserError(
+                f"the extension '{ext.name}' is written for the region '{ext.region}', not "
+                f"for '{region}'; give '{region}' its own extension or none"
+            )
         key = id(ext)
         if key not in memo:
             memo[key] = layered_for_region(base, ext, reform_docs, cat, used)
