@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from socialcredit.errors import UserError
+from socialcredit.policy.dated import Dated
 
 HOUSEHOLD_BLOCK = 8
 
@@ -153,9 +154,15 @@ class ActBehaviour(_Model):
     ``modifiers`` multiply the act's rate by band, as in the catalogue: ``income``,
     ``education`` and ``age`` (four values, band 0 first) and ``urban`` (rural, urban) for
     citizens, ``size`` (micro … large) for businesses. A modifier given here replaces the
-    catalogue's modifier of the same band axis; the others stay."""
+    catalogue's modifier of the same band axis; the others stay.
 
-    rate_per_year: Multiplier | None = None
+    ``rate_per_year`` may be dated, like a policy value (docs/policy-language.md, section 2):
+    ``{2013-10-01: 0.002, 2016-01-01: 0.004}``. That is how a real mechanism that changed over
+    time enters a scenario (DESIGN 2.2: the courts' enforcement capacity is a dated rate, not
+    feedback from aggregates). The kernel applies a history as its largest value times a
+    factor per epoch in steps of 1/256 of that value."""
+
+    rate_per_year: Dated[Multiplier] | None = None
     modifiers: dict[str, list[Multiplier]] = Field(default_factory=dict)
 
     @field_validator("modifiers")
@@ -357,6 +364,15 @@ class Scenario(_Model):
             if r.id == region_id:
                 return r
         raise UserError(f"scenario {self.name} has no region {region_id}")
+
+    def behaviour_dates(self) -> list[dt.date]:
+        """The dates on which a dated behaviour value changes (the policy's epochs are cut
+        there too, so the kernel's tables can follow them)."""
+        out: set[dt.date] = set()
+        for act in self.behaviour.acts.values():
+            if act.rate_per_year is not None:
+                out.update(act.rate_per_year.dates())
+        return sorted(out)
 
     @property
     def start_with_burn_in(self) -> dt.date:
