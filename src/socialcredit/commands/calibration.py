@@ -84,7 +84,14 @@ def calibrate_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from socialcredit.calibration import calibrate
+    from socialcredit.calibration.calibrate import prepare
 
+    # bad input is refused before the progress bar opens, so the sentence stands alone
+    if trials <= 0:
+        from socialcredit.errors import UserError
+
+        raise UserError(f"--trials must be a positive number, not {trials}")
+    prepare(scenario, targets, params, citizens=citizens, days=None, seed=seed)
     err = Console(stderr=True)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("trials"), TextColumn("{task.fields[best]}"), TimeElapsedColumn(),
@@ -130,7 +137,13 @@ def sensitivity_command(
     from rich.table import Table
 
     from socialcredit.calibration import sensitivity
+    from socialcredit.calibration.calibrate import prepare
 
+    if method not in ("morris", "sobol"):
+        from socialcredit.errors import UserError
+
+        raise UserError(f"--method must be morris or sobol, not {method!r}")
+    prepare(scenario, targets, params, citizens=citizens, days=None, seed=None)
     err = Console(stderr=True)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("runs"), TimeElapsedColumn(), console=err, transient=True) as bar:
