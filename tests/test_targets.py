@@ -122,3 +122,11 @@ def test_validate_cli_table_json_and_bad_input(small_run: Path, tmp_path: Path,
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     code, out, err = invoke(["validate", str(tmp_path / "no-run")], monkeypatch, capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_report_shows_the_run_against_its_scenarios_targets(small_run: Path) -> None:
+    from socialcredit.analysis.report import build_report
+
+    html = build_report(small_run)
+    assert "Model against published figures" in html
+    assert "Judgment debtors listed" in html and "held out" in html
