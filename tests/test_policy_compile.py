@@ -88,7 +88,8 @@ def test_every_array_has_its_dtype_and_shape(tables: PolicyTables) -> None:
 
 def test_epochs_cut_where_values_change(tables: PolicyTables) -> None:
     starts = [dt.date(1970, 1, 1) + dt.timedelta(days=int(d)) for d in tables.epoch_start]
-    assert starts == [FIRST, dt.date(2018, 5, 1), dt.date(2021, 1, 1)]
+    # 2016-01-21: the joint punishment memorandum; 2018-05-01: the transport blacklists
+    assert starts == [FIRST, dt.date(2016, 1, 21), dt.date(2018, 5, 1), dt.date(2021, 1, 1)]
     assert np.all(np.diff(tables.epoch_start) > 0)
 
 

@@ -9,6 +9,7 @@ turned into integers here, once: rates become 32-bit thresholds, modifiers Q8 fi
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from socialcredit.kernel.layout import (
 from socialcredit.policy.tables import PolicyTables
 from socialcredit.rng import ONE, threshold
 
+_EPOCH = dt.date(1970, 1, 1)  # day 0 of the policy's epoch_start (socialcredit.engine.EPOCH)
 #: Largest product of multiplicative modifiers on a rate (DESIGN 2.3: "the product capped").
 MOD_CAP = 8.0
 #: Economic feedback: chance that a denied job or loan lowers the income band [assumption].
@@ -108,9 +110,21 @@ def build_behaviour(catalogue: Any, scenario: Any, policy: PolicyTables) -> tupl
     t["act_kind"] = np.array([kind_of[str(a.kind)] for a in acts], dtype=np.int64)
     t["act_obligation"] = np.array([1 if _get(a, "obligation", False) else 0 for a in acts],
                                    dtype=np.int64)
+    # A dated rate (a scenario's history, DESIGN 2.1) is its largest value here and a factor
+    # per epoch, folded into act_mod_policy below; a constant rate has the factor 1 exactly.
     act_thr = np.zeros((R, A), dtype=np.int64)
+    rate_factor = np.ones((E, A), dtype=np.float64)
+    epoch_days = [_EPOCH + dt.timedelta(days=int(d)) for d in policy.epoch_start]
     for k, a in enumerate(acts):
-        act_thr[:, k] = _daily(float(act_param(a, "rate_per_year", 0.0)))
+        rate = act_param(a, "rate_per_year", 0.0)
+        if hasattr(rate, "at"):  # a Dated history
+            top = max(float(v) for v in rate.values())
+            act_thr[:, k] = _daily(top)
+            if not rate.is_constant and top > 0:
+                for e, day in enumerate(epoch_days):
+                    rate_factor[e, k] = float(rate.at(day)) / top
+        else:
+            act_thr[:, k] = _daily(float(rate))
     t["act_thr"] = act_thr
     for name, n, key in (("income", 4, "act_mod_income"), ("education", 4, "act_mod_edu"),
                          ("age", 4, "act_mod_age"), ("urban", 2, "act_mod_urban")):
@@ -153,6 +167,8 @@ def build_behaviour(catalogue: Any, scenario: Any, policy: PolicyTables) -> tupl
                         f *= 1.0 - float(chill_strength) * cov[r]
                 if rewarded[e, r, k] and uptake:
                     f *= 1.0 + float(uptake_strength)
+                if rate_factor[e, k] != 1.0:
+                    f *= rate_factor[e, k]
                 mod_policy[e, r, k] = q8(max(0.0, f))
     t["act_mod_policy"] = mod_policy
     listed_factor = float(_get(beh, "listed_act_factor", 0.8)) if deter else 1.0

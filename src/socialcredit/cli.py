@@ -1,4 +1,5 @@
-"""The command line: ``socialcredit run | report | explain | compare | sweep | policy | serve | bench``.
+"""The command line: ``socialcredit run | report | explain | compare | validate | calibrate |
+sensitivity | sweep | policy | serve | bench``.
 
 Only Typer and Rich are imported at start-up; each command imports what it needs when it runs,
 so ``socialcredit --help`` stays fast. Errors meant for users (:class:`UserError`) become one
@@ -17,6 +18,7 @@ import typer
 
 from socialcredit.commands import analysis as analysis_commands
 from socialcredit.commands import bench as bench_commands
+from socialcredit.commands import calibration as calibration_commands
 from socialcredit.commands import policy as policy_commands
 from socialcredit.commands import run as run_commands
 from socialcredit.commands import serve as serve_commands
@@ -34,6 +36,9 @@ app.command("run")(run_commands.run_command)
 app.command("report")(analysis_commands.report_command)
 app.command("explain")(analysis_commands.explain_command)
 app.command("compare")(analysis_commands.compare_command)
+app.command("validate")(calibration_commands.validate_command)
+app.command("calibrate")(calibration_commands.calibrate_command)
+app.command("sensitivity")(calibration_commands.sensitivity_command)
 app.command("sweep")(sweep_commands.sweep_command)
 app.command("serve")(serve_commands.serve_command)
 app.command("bench")(bench_commands.bench_command)

@@ -102,6 +102,13 @@ class Model:
         return int(self.packed.MO[-1])
 
 
+def _behaviour_dates(scenario: Any) -> list[dt.date]:
+    """Dates on which the scenario's dated behaviour values change (none for a mapping or an
+    object without them)."""
+    dates = getattr(scenario, "behaviour_dates", None)
+    return list(dates()) if callable(dates) else []
+
+
 def build_model(scenario: Any, *, seed: int | None = None, citizens: int | None = None,
                 days: int | None = None, lazy_population: bool = False) -> Model:
     """Load everything a run needs: policy tables, behaviour tables and the population.
@@ -126,7 +133,7 @@ def build_model(scenario: Any, *, seed: int | None = None, citizens: int | None 
     regions = [(r.id, r.extension) for r in scenario.regions]
     policy = compile_policy(scenario.policy, regions, list(scenario.reforms),
                             EPOCH + dt.timedelta(days=first), EPOCH + dt.timedelta(days=last),
-                            catalogue)
+                            catalogue, extra_dates=_behaviour_dates(scenario))
     beh, n_pairs = build_behaviour(catalogue, scenario, policy)
     tables: dict[str, np.ndarray] = {}
     tables.update(policy.arrays())

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from socialcredit.errors import UserError
+from socialcredit.policy.dated import Dated
 
 HOUSEHOLD_BLOCK = 8
 
@@ -176,9 +177,15 @@ class ActBehaviour(_Model):
     ``modifiers`` multiply the act's rate by band, as in the catalogue: ``income``,
     ``education`` and ``age`` (four values, band 0 first) and ``urban`` (rural, urban) for
     citizens, ``size`` (micro … large) for businesses. A modifier given here replaces the
-    catalogue's modifier of the same band axis; the others stay."""
+    catalogue's modifier of the same band axis; the others stay.
 
-    rate_per_year: PerYear | None = None
+    ``rate_per_year`` may be dated, like a policy value (docs/policy-language.md, section 2):
+    ``{2013-10-01: 0.002, 2016-01-01: 0.004}``. That is how a real mechanism that changed over
+    time enters a scenario (DESIGN 2.2: the courts' enforcement capacity is a dated rate, not
+    feedback from aggregates). The kernel applies a history as its largest value times a
+    factor per epoch in steps of 1/256 of that value."""
+
+    rate_per_year: Dated[PerYear] | None = None
     modifiers: dict[str, list[Modifier]] = Field(default_factory=dict)
 
     @field_validator("modifiers")
@@ -284,6 +291,8 @@ class Scenario(_Model):
     recording: Recording = Field(default_factory=Recording)
     scale: Annotated[float, Field(gt=0.0)] = 1.0
     assumptions: list[str] = Field(default_factory=list)
+    #: where the values of an overlay came from (calibration: targets, trials, loss, date)
+    provenance: dict[str, Any] | None = None
 
     _path: Path | None = PrivateAttr(default=None)
     _lines: dict[tuple[Any, ...], int] = PrivateAttr(default_factory=dict)
@@ -358,6 +367,8 @@ class Scenario(_Model):
         """A shipped scenario by name (``default``, ``unified``, ``china``) or a YAML file."""
         path = _resolve(name_or_path)
         tree = read_yaml_mapping(path)
+        if "overlay" in tree:
+            return _load_overlay(cls, path, tree)
         try:
             scenario = cls.model_validate(plain_value(tree))
         except ValidationError as err:
@@ -419,6 +430,15 @@ class Scenario(_Model):
             if r.id == region_id:
                 return r
         raise UserError(f"scenario {self.name} has no region {region_id}")
+
+    def behaviour_dates(self) -> list[dt.date]:
+        """The dates on which a dated behaviour value changes (the policy's epochs are cut
+        there too, so the kernel's tables can follow them)."""
+        out: set[dt.date] = set()
+        for act in self.behaviour.acts.values():
+            if act.rate_per_year is not None:
+                out.update(act.rate_per_year.dates())
+        return sorted(out)
 
     @property
     def start_with_burn_in(self) -> dt.date:
@@ -488,6 +508,129 @@ def calendar_problem(start: dt.date, burn_in_days: int, days: int) -> str | None
         return (f"{days} days from {start} would end after {LAST_DAY}; at most {room_after} "
                 "days fit")
     return None
+
+
+# --- overlays --------------------------------------------------------------------------------
+
+#: The keys of an overlay file.
+OVERLAY_KEYS = ("overlay", "description", "set", "provenance")
+
+
+def _load_overlay(cls: type[Scenario], path: Path, tree: Any) -> Scenario:
+    """A scenario overlay: a base scenario with some values set, and where they came from::
+
+        overlay: china                     # the base: a shipped name, or a path (relative
+                                           # to the overlay's folder first)
+        set:                               # dotted paths of values the base already has
+          behaviour.repayment_per_year: 0.31
+          behaviour.acts.court_default.rate_per_year.2014-01-01: 0.0031
+        provenance: {method: optuna TPE, targets: china, trials: 40, loss: 0.02}
+
+    ``socialcredit calibrate`` writes one; ``run`` accepts it like any scenario file. Only
+    values the base gives can be set, so an overlay cannot add what the base does not have."""
+    lines = _line_map(tree)
+
+    def fail(message: str, *loc: Any) -> UserError:
+        return UserError(message, path=path, line=_line_for(lines, loc))
+
+    for key in tree:
+        if str(key) not in OVERLAY_KEYS:
+            raise fail(f"unknown key {str(key)!r} in an overlay; an overlay has "
+                       + ", ".join(OVERLAY_KEYS), str(key))
+    ref = tree.get("overlay")
+    if not isinstance(ref, str) or not ref:
+        raise fail("overlay must name the scenario it changes", "overlay")
+    local = path.parent / ref
+    base_ref: str | Path = local if local.suffix in (".yaml", ".yml") and local.is_file() else ref
+    if Path(str(base_ref)).resolve() == path.resolve():
+        raise fail("an overlay cannot change itself", "overlay")
+    try:
+        base = cls.load(base_ref)
+    except UserError as err:
+        if err.path is not None:
+            raise
+        raise fail(err.message, "overlay") from None
+    data = base.to_dict()
+    values = tree.get("set") or {}
+    if not isinstance(values, Mapping):
+        raise fail("set must map dotted paths to values", "set")
+    for key, value in values.items():
+        try:
+            set_path(data, str(key), plain_value(value, dates_as_text=True))
+        except KeyError as err:
+            raise fail(f"{key} is not a value of the scenario {base.name} ({err.args[0]})",
+                       "set", str(key)) from None
+    provenance = tree.get("provenance")
+    if provenance is not None and not isinstance(provenance, Mapping):
+        raise fail("provenance must be a mapping", "provenance")
+    if provenance is not None:
+        data["provenance"] = plain_value(provenance, dates_as_text=True)
+    if tree.get("description"):
+        data["description"] = str(tree["description"])
+    try:
+        scenario = cls.model_validate(data)
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        where = _where(tuple(first.get("loc", ())))
+        key = next((str(k) for k in values if where and where.startswith(str(k))), None)
+        sentence = _user_error(err, None, None).message
+        raise fail(f"the overlay makes the scenario invalid: {sentence}",
+                   *(("set", key) if key else ("set",))) from None
+    scenario._path = base.path
+    scenario._lines = {}
+    return scenario
+
+
+def set_path(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key`` (``behaviour.awareness``, ``regions.beijing.consent_share``,
+    ``behaviour.acts.court_default.rate_per_year.2014-01-01``) in a scenario mapping. Every
+    part must exist already (a list is indexed by its items' ``id`` or by position); a
+    :class:`KeyError` names the first part that does not."""
+    node: Any = data
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            idx = next((j for j, x in enumerate(node)
+                        if isinstance(x, Mapping) and x.get("id") == part), None)
+            if idx is None and part.isdigit() and int(part) < len(node):
+                idx = int(part)
+            if idx is None:
+                raise KeyError(f"no item {part}")
+            if last:
+                node[idx] = value
+            else:
+                node = node[idx]
+        elif isinstance(node, dict):
+            if part not in node:
+                raise KeyError(f"no {part} in {'.'.join(parts[:i]) or 'the scenario'}")
+            if last:
+                if isinstance(node[part], dict | list):
+                    raise KeyError(f"{part} is not a single value")
+                node[part] = value
+            else:
+                node = node[part]
+        else:
+            raise KeyError(f"{'.'.join(parts[:i])} is a single value")
+
+
+def get_path(data: dict[str, Any], key: str) -> Any:
+    """The value at ``key`` in a scenario mapping (as :func:`set_path` finds it)."""
+    node: Any = data
+    for part in key.split("."):
+        if isinstance(node, list):
+            found = [x for x in node if isinstance(x, Mapping) and x.get("id") == part]
+            if found:
+                node = found[0]
+            elif part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                raise KeyError(f"no item {part}")
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            raise KeyError(f"no {part}")
+    return node
 
 
 def apportion(total: int, weights: Iterable[float]) -> list[int]:
@@ -594,17 +737,20 @@ def _rate_problem(scenario: Scenario, acts: dict[str, Any], channels: dict[str, 
                   services: dict[str, Any]) -> tuple[str, tuple[Any, ...]] | None:
     """Why the scenario's rates cannot be drawn, with where to say it, or None.
 
-    One draw a day decides which act (if any) a subject does, so the acts of one kind of
-    subject may add up to at most one a day at their largest: every band modifier at its
-    highest (their product capped at 8, as in the kernel), times the rises that feedback may
-    add (uptake, and the listed factor when it is above 1). The same holds for the false
-    records of each region and for the service requests of one month. This bound is what
-    the kernel's tables need, so a scenario within it never fails later."""
+    The acts of one kind of subject may add up to at most one a day at their largest: every
+    band modifier at its highest (their product capped at 8, as in the kernel), times the
+    rises that feedback may add (uptake, and the listed factor when it is above 1). The same
+    holds for the false records of each region and for the service requests of one month.
+    A day of more than one act on average describes no person; the kernel would run it (each
+    act keeps its own draws, docs/design-notes.md), but such a scenario is a mistake."""
     b = scenario.behaviour
 
     def value(over: Any, name: str, base: Any) -> float:
         v = getattr(over, name, None) if over is not None else None
-        return float(v if v is not None else getattr(base, name, 0.0) or 0.0)
+        v = v if v is not None else getattr(base, name, 0.0)
+        if hasattr(v, "at"):  # a dated history: its largest value
+            return max(float(x) for x in v.values())
+        return float(v or 0.0)
 
     def top(over: Any, base: Any) -> float:
         mods = dict(getattr(base, "modifiers", None) or {})

@@ -539,6 +539,47 @@ def _behaviour(run: Run, page: _Page) -> None:
         page.section("Behaviour under pressure", "".join(parts))
 
 
+def _validation(run: Run, page: _Page) -> None:
+    """The run against the published figures meant for its scenario (a shipped target file
+    whose ``scenario`` is the run's), with a plot of model against published over time."""
+    import plotly.graph_objects as go
+
+    from socialcredit.targets import load_targets, series_over_time, shipped_targets, validate_run
+
+    name = (run.manifest.get("scenario") or {}).get("name")
+    sets = [ts for ts in (load_targets(n) for n in shipped_targets()) if ts.scenario == name]
+    if not sets:
+        return
+    ts = sets[0]
+    rows = validate_run(run, ts)
+
+    def fmt(v: float | None, unit: str) -> str:
+        if v is None:
+            return "–"
+        return f"{v:.2%}" if unit == "share" else f"{v:,.0f}"
+
+    table = _table(["figure", "date", "published", "model", "ratio", "within", "use"], [
+        (c.figure, c.date, fmt(c.published, c.unit), fmt(c.model, c.unit),
+         f"{c.ratio:.2f}" if c.ratio is not None else "–",
+         f"{'yes' if c.within else 'no'} (±{c.tolerance:.0%})",
+         "held out" if c.holdout else "fitted") for c in rows], numeric={2, 3, 4})
+    fig = go.Figure()
+    for series in dict.fromkeys(c.series for c in rows if c.unit != "share"):
+        mine = [c for c in rows if c.series == series]
+        points = series_over_time(run, ts, series)
+        fig.add_trace(go.Scatter(x=[d for d, _ in points], y=[v for _, v in points],
+                                 mode="lines", name=f"{series} (model)"))
+        fig.add_trace(go.Scatter(x=[c.date for c in mine], y=[c.published for c in mine],
+                                 mode="markers", name=f"{series} (published)",
+                                 marker={"size": 9, "symbol": ["circle-open" if c.holdout
+                                                               else "circle" for c in mine]}))
+    fig.update_yaxes(title_text="people or purchases (scaled to the real population)")
+    note = (f"Targets {ts.name}: published figures and the same quantities in this run, scaled "
+            "to the real population. Held-out figures (open markers) are not used by "
+            "calibration. Run `socialcredit validate RUN` for the same table.")
+    page.section("Model against published figures", table + page.figure(fig, height=420), note)
+
+
 def build_report(run: str | Path | Run) -> str:
     """The report of a run as one self-contained HTML document."""
     from plotly.offline import get_plotlyjs
@@ -550,6 +591,7 @@ def build_report(run: str | Path | Run) -> str:
     _scores(run, page)
     _grades(run, page)
     _lists(run, page)
+    _validation(run, page)
     _decisions(run, page)
     _wrongful(run, page)
     _rules(run, page)

@@ -412,8 +412,13 @@ def compile_policy(
     first_day: dt.date = dt.date(2014, 1, 1),
     last_day: dt.date = dt.date(2019, 12, 31),
     catalogue: Catalogue | None = None,
+    extra_dates: Sequence[dt.date] = (),
 ) -> PolicyTables:
     """Compile a baseline, per-region extensions and reforms into the kernel's tables.
+
+    ``extra_dates`` start epochs of their own even where the policy does not change (the
+    dates of the scenario's dated behaviour values, which the behaviour tables follow by
+    epoch).
 
     ``regions`` is the scenario's ordered list of ``(region id, extension or None)``; an
     extension is a shipped policy's name, a path or a loaded document. Epochs cover
@@ -462,6 +467,8 @@ def compile_policy(
     dates = {first_day}
     for doc in {id(d): d for d in docs}.values():
         dates |= {d for d in change_dates(doc) if first_day < d <= last_day}
+    kept_dates = {d for d in extra_dates if first_day < d <= last_day}
+    dates |= kept_dates
     days = sorted(dates)
     b = _Builder(cat, names, docs, lists, measures, len(days))
     for e, day in enumerate(days):
@@ -470,7 +477,8 @@ def compile_policy(
 
     keep = [0]
     for e in range(1, len(days)):
-        if any(not np.array_equal(a[e], a[keep[-1]]) for a in b.t.values()):
+        if days[e] in kept_dates or any(not np.array_equal(a[e], a[keep[-1]])
+                                        for a in b.t.values()):
             keep.append(e)
     arrays = {k: np.ascontiguousarray(v[keep]) for k, v in b.t.items()}
     epoch_start = np.array([day_number(days[e]) for e in keep], dtype=np.int32)

@@ -1,0 +1,21 @@
+"""Targets: published figures as data, and the comparison of a run with them.
+
+A target file (``socialcredit/targets/*.yaml``, docs/calibration.md) lists figures with
+their date, value, unit, source and tag, and the DuckDB query and scale rule that compute
+the same quantity from a run. ``socialcredit validate`` and ``report`` show the comparison;
+``socialcredit calibrate`` fits a scenario's assumptions to the figures not held out.
+"""
+
+from socialcredit.targets.compare import Comparison, loss, series_over_time, validate_run
+from socialcredit.targets.loader import Target, TargetSet, load_targets, shipped_targets
+
+__all__ = [
+    "Comparison",
+    "Target",
+    "TargetSet",
+    "load_targets",
+    "loss",
+    "series_over_time",
+    "shipped_targets",
+    "validate_run",
+]

@@ -1,0 +1,252 @@
+"""calibrate, sensitivity, scenario overlays and dated behaviour values, at tiny sizes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cli_support import invoke
+from socialcredit.errors import UserError
+from socialcredit.scenario import Scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+TARGETS = FIXTURES / "targets_small.yaml"
+PARAMS = FIXTURES / "params_small.yaml"
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))}
+
+
+def _calibrate_cmd(out: Path, trials: int) -> list[str]:
+    return [sys.executable, "-m", "socialcredit", "calibrate", "china", str(TARGETS),
+            "--params", str(PARAMS), "--trials", str(trials), "--out", str(out)]
+
+
+def _complete(out: Path) -> list[tuple[int, dict[str, float], float]]:
+    import optuna
+
+    study = optuna.load_study(study_name="calibration", storage=f"sqlite:///{out / 'study.db'}")
+    return [(t.number, dict(t.params), float(t.value or 0)) for t in study.get_trials()
+            if t.state == optuna.trial.TrialState.COMPLETE]
+
+
+def test_calibrate_killed_after_its_first_trial_resumes_keeping_it(tmp_path: Path) -> None:
+    out = tmp_path / "cal"
+    proc = subprocess.Popen(_calibrate_cmd(out, 4), env=ENV, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = out / "trials" / "0000.json"
+    deadline = time.monotonic() + 300
+    while not first.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert first.is_file(), proc.stderr.read().decode() if proc.stderr else ""
+    kept = json.loads(first.read_text())
+    before = _complete(out)
+    assert 1 <= len(before) < 4, "the kill came too late to test resuming"
+    assert not (out / "overlay.yaml").exists()
+
+    res = subprocess.run(_calibrate_cmd(out, 4), env=ENV, cwd=tmp_path, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    after = _complete(out)
+    assert len(after) == 4
+    assert all(t in after for t in before)  # finished trials kept, values and losses alike
+    assert json.loads(first.read_text()) == kept
+    assert kept["loss"] == pytest.approx(before[0][2])
+    assert {"loss", "loss_held_out", "comparisons", "values"} <= set(kept)
+    assert len(list((out / "trials").glob("*.json"))) == 4
+
+    # the overlay: the best trial's values with provenance, accepted by `run`
+    overlay = Scenario.load(out / "overlay.yaml")
+    best = min(after, key=lambda t: t[2])
+    assert overlay.provenance is not None
+    assert overlay.provenance["best_trial"] == best[0]
+    assert overlay.provenance["fitted"] == ["listed_2013_11"]
+    assert overlay.provenance["held_out"] == ["listed_2013_12"]
+    assert overlay.behaviour.repayment_per_year == pytest.approx(
+        best[1]["behaviour.repayment_per_year"])
+    rate = overlay.behaviour.acts["court_default"].rate_per_year
+    assert rate is not None and rate.first == pytest.approx(
+        best[1]["behaviour.acts.court_default.rate_per_year.2013-10-01"])
+    refs = overlay.provenance["references"]
+    assert all("calibrated" in refs[k] and "small" in refs[k] for k in best[1])
+    # the shipped scenario itself is never edited
+    assert Scenario.load("china").behaviour.repayment_per_year == 0.5
+
+    # another plan in the same directory is refused, and nothing is written
+    res = subprocess.run([*_calibrate_cmd(out, 4), "--citizens", "4000"], env=ENV, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "holds another calibration" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_calibrate_on_dask_runs_its_trials_on_the_workers(tmp_path: Path, client: object) -> None:
+    from socialcredit.calibration import calibrate
+
+    seen: list[tuple[int, int]] = []
+    result = calibrate("china", TARGETS, PARAMS, trials=3, out=tmp_path / "cal", client=client,
+                       progress=lambda d, t, b: seen.append((d, t)))
+    assert result.finished == 3 and result.new == 3 and result.failed == 0
+    assert seen[-1] == (3, 3)
+    pids = {json.loads(p.read_text())["pid"] for p in (tmp_path / "cal" / "trials").glob("*.json")}
+    assert os.getpid() not in pids
+
+
+def test_run_accepts_an_overlay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    ov = tmp_path / "o.yaml"
+    ov.write_text("overlay: china\nset:\n  behaviour.repayment_per_year: 0.25\n"
+                  "provenance: {method: by hand}\n", encoding="utf-8")
+    code, out, err = invoke(["run", str(ov), "--citizens", "2000", "--days", "20", "--out",
+                             str(tmp_path / "run")], monkeypatch, capsys)
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["scenario"]["behaviour"]["repayment_per_year"] == 0.25
+    assert manifest["scenario"]["provenance"] == {"method": "by hand"}
+
+
+@pytest.mark.parametrize(("text", "line", "words"), [
+    ("overlay: china\nset:\n  behaviour.nope: 1\n", 3, "not a value of the scenario china"),
+    ("overlay: china\nset:\n  behaviour.repayment_per_year: -1\n", 3, "greater than or equal"),
+    ("overlay: china\nsets: {}\n", 2, "unknown key 'sets'"),
+    ("overlay: nowhere\n", 1, "unknown scenario"),
+])
+def test_bad_overlays_are_one_sentence_with_file_and_line(tmp_path: Path, text: str, line: int,
+                                                          words: str) -> None:
+    p = tmp_path / "o.yaml"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(UserError) as info:
+        Scenario.load(p)
+    assert info.value.path == str(p) and info.value.line == line, info.value.sentence()
+    assert words in info.value.sentence()
+
+
+@pytest.mark.parametrize(("text", "line", "words"), [
+    ("parameters:\n  - {path: behaviour.nope, low: 0, high: 1}\n", 2, "not a value"),
+    ("parameters:\n  - {path: behaviour.awareness, low: 1, high: 0}\n", 2, "low < high"),
+    ("parameters:\n  - {path: behaviour.feedback_x, low: 0, high: 1, log: true}\n", 2,
+     "positive"),
+    ("parameters:\n  - path: behaviour.objection\n    low: 0\n    high: 1\n", 2, "not a number"),
+])
+def test_bad_parameter_files(tmp_path: Path, text: str, line: int, words: str,
+                             monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "p.yaml"
+    p.write_text(text, encoding="utf-8")
+    code, out, err = invoke(["calibrate", "china", str(TARGETS), "--params", str(p),
+                             "--trials", "1", "--out", str(tmp_path / "cal")], monkeypatch, capsys)
+    assert code == 2, err
+    assert err.startswith(f"error: {p}, line {line}:") and words in err, err
+    assert not (tmp_path / "cal").exists()
+
+
+def test_shipped_china_parameters_name_values_of_the_scenario() -> None:
+    from socialcredit.calibration import load_params
+
+    pf = load_params(ROOT / "src" / "socialcredit" / "calibration" / "china.yaml")
+    pf.check_against(Scenario.load("china"))
+    assert "behaviour.acts.court_default.rate_per_year.2016-01-01" in pf.names
+
+
+def test_sensitivity_morris_smallest_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = invoke(["sensitivity", "china", "--params", str(PARAMS), "--method",
+                             "morris", "--targets", str(TARGETS), "--samples", "2", "--out",
+                             str(tmp_path / "sens")], monkeypatch, capsys)
+    assert code == 0, err
+    doc = json.loads((tmp_path / "sens" / "sensitivity.json").read_text())
+    assert doc["runs"] == 2 * (2 + 1)
+    assert {r["output"] for r in doc["rows"]} == {"listed_2013_11", "listed_2013_12"}
+    assert {r["parameter"] for r in doc["rows"]} == {
+        "behaviour.acts.court_default.rate_per_year.2013-10-01", "behaviour.repayment_per_year"}
+    assert "mu_star" in out
+    assert "plotly" in (tmp_path / "sens" / "sensitivity.html").read_text()
+    code, out, err = invoke(["sensitivity", "china", "--params", str(PARAMS), "--method",
+                             "fast", "--out", str(tmp_path / "s2")], monkeypatch, capsys)
+    assert code == 2 and "morris or sobol" in err
+
+
+# --- dated behaviour values -----------------------------------------------------------------
+
+
+def test_a_dated_act_rate_follows_its_history_by_epoch() -> None:
+    from socialcredit.behaviour import build_behaviour
+    from socialcredit.catalogue import load_catalogue
+    from socialcredit.engine import _behaviour_dates
+    from socialcredit.policy import compile_policy
+
+    base = Scenario.load("default").to_dict()
+    base["behaviour"]["acts"] = {"jaywalking": {"rate_per_year": {"2017-01-01": 1.0,
+                                                                   "2018-03-01": 4.0}}}
+    sc = Scenario.from_dict(base)
+    assert [d.isoformat() for d in sc.behaviour_dates()] == ["2017-01-01", "2018-03-01"]
+    cat = load_catalogue()
+    regions = [(r.id, r.extension) for r in sc.regions]
+    pol = compile_policy(sc.policy, regions, sc.reforms, sc.start_with_burn_in, sc.end, cat,
+                         extra_dates=_behaviour_dates(sc))
+    starts = [str(np.datetime64(int(d), "D")) for d in pol.epoch_start]
+    assert "2018-03-01" in starts
+    t, _ = build_behaviour(cat, sc, pol)
+    k = [a.id for a in cat.acts].index("jaywalking")
+    e_late = starts.index("2018-03-01")
+    e_early = e_late - 1
+    # the threshold is that of the largest rate; the earlier epoch carries a quarter of it
+    assert t["act_thr"][0, k] == build_behaviour(cat, Scenario.from_dict({
+        **base, "behaviour": {"acts": {"jaywalking": {"rate_per_year": 4.0}}}}), pol)[0][
+        "act_thr"][0, k]
+    ratio = t["act_mod_policy"][e_early, :, k] / t["act_mod_policy"][e_late, :, k]
+    assert np.allclose(ratio, 0.25, atol=0.01)
+
+
+def test_constant_rates_leave_the_behaviour_tables_unchanged() -> None:
+    """A scenario without dated values gets the tables it always had (factor 1 exactly)."""
+    from socialcredit.behaviour import build_behaviour
+    from socialcredit.catalogue import load_catalogue
+    from socialcredit.policy import compile_policy
+
+    sc = Scenario.load("default")
+    base = sc.to_dict()
+    base["behaviour"]["acts"] = {"jaywalking": {"rate_per_year": {"2010-01-01": 2.0}}}
+    dated = Scenario.from_dict(base)
+    plain = base | {"behaviour": {**base["behaviour"],
+                                  "acts": {"jaywalking": {"rate_per_year": 2.0}}}}
+    cat = load_catalogue()
+    regions = [(r.id, r.extension) for r in sc.regions]
+    pol = compile_policy(sc.policy, regions, sc.reforms, sc.start_with_burn_in, sc.end, cat)
+    a, _ = build_behaviour(cat, dated, pol)
+    b, _ = build_behaviour(cat, Scenario.from_dict(plain), pol)
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+
+
+def test_the_china_scenario_follows_the_record_from_2013() -> None:
+    import datetime as dt
+
+    from socialcredit.policy import compile_policy
+
+    sc = Scenario.load("china")
+    assert sc.start == dt.date(2013, 10, 1) and sc.burn_in_days == 0
+    assert sc.end == dt.date(2019, 12, 31)
+    rate = sc.behaviour.acts["court_default"].rate_per_year
+    assert rate is not None and not rate.is_constant
+    regions = [(r.id, r.extension) for r in sc.regions]
+    pol = compile_policy(sc.policy, regions, sc.reforms, sc.start, sc.end)
+    starts = [str(np.datetime64(int(d), "D")) for d in pol.epoch_start]
+    jd = pol.list_names.index("judgment_debtors")
+    loans = pol.measure_names.index("jd_no_loans")
+    flights = pol.measure_names.index("jd_no_flights")
+    e2015 = max(i for i, s in enumerate(starts) if s <= "2015-06-01")
+    e2016 = starts.index("2016-01-21")
+    assert pol.list_active[0, 0, jd]  # the list from 2013-10-01
+    assert pol.measure_active[e2015, 0, flights] and not pol.measure_active[e2015, 0, loans]
+    assert pol.measure_active[e2016, 0, loans]  # the joint punishment memorandum

@@ -1,0 +1,132 @@
+"""Targets as data: the shipped figures, one-sentence errors, and validate on a small run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli_support import invoke
+from socialcredit.errors import UserError
+from socialcredit.targets import load_targets, loss, validate_run
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_shipped_china_targets_carry_the_facts_figures() -> None:
+    ts = load_targets("china")
+    by_id = {t.id: t for t in ts.targets}
+    assert by_id["listed_2015"].value == 3_080_000 and by_id["listed_2017"].value == 9_590_000
+    assert by_id["flights_blocked_2017"].value == 9_360_000
+    assert by_id["rail_blocked_2015"].value == 600_000
+    assert by_id["complied_share_2015"].value == pytest.approx(0.20)
+    assert by_id["tax_grade_a_2019"].value == pytest.approx(0.0489)
+    assert by_id["tax_grade_d_2019"].value == pytest.approx(0.0701)
+    # the last year of each judgment-debtor series is held out, the rest is fitted
+    for t in ts.targets:
+        if t.series in ("listed", "flights_blocked", "rail_blocked", "complied"):
+            assert t.holdout == (t.date.year == 2017), t.id
+    assert ts.fitted and ts.held_out
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "t.yaml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+GOOD = (FIXTURES / "targets_small.yaml").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "words"),
+    [
+        ("    value: 31259\n", "    value: -3\n", 14, "greater than 0"),
+        ("    tag: R\n", "    tag: Q\n", 17, "tag"),
+        ("    date: 2013-11-30\n", "    date: 2013-11-31\n", 13, "valid"),
+        ("    query: listed\n    scale: people\n  - id: listed_2013_12",
+         "    query: lsted\n    scale: people\n  - id: listed_2013_12", 18, "neither SQL"),
+        ("    scale: people\n  - id: listed_2013_12",
+         "    scale: persons\n  - id: listed_2013_12", 19, "scale"),
+        ("    WHERE day <= $date\n", "    WHERE day <= $when\n", 6, "$when"),
+        ("    unit: person-times\n    source: \"FACTS",
+         "    units: person-times\n    source: \"FACTS", 10, "'unit' is missing"),
+    ],
+)
+def test_bad_target_files_are_one_sentence_with_file_and_line(
+        tmp_path: Path, old: str, new: str, line: int, words: str) -> None:
+    assert old in GOOD
+    p = _write(tmp_path, GOOD.replace(old, new, 1))
+    with pytest.raises(UserError) as info:
+        load_targets(p)
+    err = info.value
+    assert err.path == str(p) and err.line == line, err.sentence()
+    assert words in err.sentence()
+    assert "\n" not in err.sentence()
+
+
+def test_a_missing_target_file_and_an_unknown_name(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="does not exist"):
+        load_targets(tmp_path / "nope.yaml")
+    with pytest.raises(UserError, match="shipped target files are china"):
+        load_targets("nowhere")
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from socialcredit.run import simulate
+
+    out = tmp_path_factory.mktemp("targets") / "run"
+    return simulate("china", out=out, citizens=2000, days=80)
+
+
+def test_validate_compares_and_marks_held_out_figures(small_run: Path) -> None:
+    rows = validate_run(small_run, FIXTURES / "targets_small.yaml")
+    assert [r.id for r in rows] == ["listed_2013_11", "listed_2013_12"]
+    assert [r.holdout for r in rows] == [False, True]
+    import duckdb
+
+    con = duckdb.connect(str(small_run / "run.duckdb"), read_only=True)
+    con.execute(f"SET file_search_path = '{small_run}'")
+    raw = con.execute("SELECT sum(enter_judgment_debtors + enter_judgment_debtor_firms) "
+                      "FROM daily WHERE day <= DATE '2013-11-30'").fetchone()[0]
+    scale = json.loads((small_run / "manifest.json").read_text())["population"]["scale"]
+    assert rows[0].model == pytest.approx(raw / scale)
+    assert loss(rows) >= 0 and loss(rows, holdout=True) >= 0
+
+
+def test_a_figure_outside_the_run_has_no_model_value(small_run: Path) -> None:
+    rows = {r.id: r for r in validate_run(small_run, "china")}
+    assert rows["listed_2017"].model is None and rows["listed_2017"].within is False
+    assert rows["listed_2013_11"].model is not None
+
+
+def test_validate_cli_table_json_and_bad_input(small_run: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = invoke(["validate", str(small_run), str(FIXTURES / "targets_small.yaml")],
+                            monkeypatch, capsys)
+    assert code == 0, err
+    assert "listed_2013_11" in out and "held out" in out and "fitted" in out
+    code, out, err = invoke(["validate", str(small_run), str(FIXTURES / "targets_small.yaml"),
+                             "--json"], monkeypatch, capsys)
+    assert code == 0
+    doc = json.loads(out)
+    assert [c["holdout"] for c in doc["comparisons"]] == [False, True]
+    assert {"published", "model", "ratio", "within"} <= set(doc["comparisons"][0])
+    bad = _write(tmp_path, GOOD.replace("FROM daily\n", "FROM dialy\n", 1))
+    code, out, err = invoke(["validate", str(small_run), str(bad)], monkeypatch, capsys)
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: {bad}, line 6: the query of listed_2013_11 fails")
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    code, out, err = invoke(["validate", str(tmp_path / "no-run")], monkeypatch, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_report_shows_the_run_against_its_scenarios_targets(small_run: Path) -> None:
+    from socialcredit.analysis.report import build_report
+
+    html = build_report(small_run)
+    assert "Model against published figures" in html
+    assert "Judgment debtors listed" in html and "held out" in html
