@@ -746,7 +746,7 @@ def _rate_problem(scenario: Scenario, acts: dict[str, Any], channels: dict[str, 
     b = scenario.behaviour
 
     def value(over: Any, name: str, base: Any) -> float:
-        v = getattr(over, name, None) if over is not None else None
+        v: Any = getattr(over, name, None) if over is not None else None
         v = v if v is not None else getattr(base, name, 0.0)
         if hasattr(v, "at"):  # a dated history: its largest value
             return max(float(x) for x in v.values())
