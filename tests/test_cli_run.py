@@ -19,8 +19,7 @@ from socialcredit.errors import UserError
 from socialcredit.store import Run, partial_path
 
 BIN = Path(sys.executable).parent / "socialcredit"
-ENV = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get(
-    "NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".numba_cache"))}
+ENV = dict(os.environ)  # the compile cache is the same one the tests' own process uses
 
 
 def cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:

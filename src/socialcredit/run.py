@@ -22,6 +22,20 @@ from socialcredit import __version__
 from socialcredit.errors import UserError
 
 ProgressFn = Callable[[int, int], None]
+NoticeFn = Callable[[str], None]
+
+#: What the progress line says while the CPU kernels compile (the first run after an install
+#: or a change to the kernel's sources; later runs load them from the cache).
+COMPILING = "compiling the day kernel, once: about a minute"
+
+
+def cpu_kernels_compiled() -> bool:
+    """Whether a CPU run would load its kernels from the cache rather than compile them."""
+    from socialcredit import population
+    from socialcredit.jitcache import is_compiled
+    from socialcredit.kernel.cpu import run_day
+
+    return is_compiled(run_day, population._generate_into)
 
 #: Days between checkpoints of a run written to disk.
 #: By default a CPU run saves its state at the end of the first day that finds this many
@@ -208,6 +222,7 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
              citizens: int | None = None, days: int | None = None, threads: int | None = None,
              ledger: bool = False, resume: bool = False, backend: str = "cpu",
              progress: ProgressFn | None = None,
+             notice: NoticeFn | None = None,
              checkpoint_every: int | None = None,
              stop_after: int | None = None) -> Path:
     """Run a scenario and write its run directory; returns the directory's path.
@@ -215,7 +230,9 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
     ``checkpoint_every`` days the state is saved so that an interrupted run can be resumed
     (default: on the CPU about once a minute, ``CHECKPOINT_SECONDS``; never on a GPU).
     ``resume=True`` continues from the last checkpoint, or from the start if the run was cut
-    off before its first. ``stop_after`` (tests) stops after that many days, as a crash would,
+    off before its first. ``progress(done, total)`` is called after every day; ``notice(text)``
+    when the run starts something slow that is not a day (compiling the kernels), and with
+    ``""`` when it is over. ``stop_after`` (tests) stops after that many days, as a crash would,
     leaving a partial directory whose last checkpoint ``resume=True`` continues from."""
     from socialcredit.engine import (
         Calendar,
@@ -246,6 +263,9 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
     by_clock = checkpoint_every is None and backend != "gpu"
     if checkpoint_every is None:
         checkpoint_every = 0
+    compiling = notice is not None and backend == "cpu" and not cpu_kernels_compiled()
+    if compiling and notice is not None:
+        notice(COMPILING)
     model = build_model(sc, seed=seed, citizens=citizens, days=days, lazy_population=on_device)
     t_built = time.perf_counter()
     shard = whole(model)
@@ -269,6 +289,8 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
         t_load = time.perf_counter()
         be = make_backend(backend, model, shard, state, threads=threads, emit=emit)
         load_seconds = time.perf_counter() - t_load
+        if compiling and notice is not None:
+            notice("")
         cal = Calendar(model)
         subject_ids = np.concatenate([np.arange(shard.c_lo, shard.c_hi, dtype=np.int64),
                                       model.n_citizens + np.arange(shard.b_lo, shard.b_hi,

@@ -37,10 +37,14 @@ def run_command(
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("days"), TimeElapsedColumn(), console=console,
                   transient=True) as bar:
-        task = bar.add_task(f"simulating {scenario}", total=None)
+        title = f"simulating {scenario}"
+        task = bar.add_task(title, total=None)
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
+
+        def notice(text: str) -> None:
+            bar.update(task, description=f"{title}: {text}" if text else title)
 
         if scheduler:
             from socialcredit.distributed import simulate_distributed
@@ -53,7 +57,7 @@ def run_command(
 
             path = simulate(scenario_obj, out=out, seed=seed, citizens=citizens, days=days,
                             threads=threads, ledger=ledger, resume=resume, backend=backend,
-                            progress=progress)
+                            progress=progress, notice=notice)
     from socialcredit.summary import summarize
 
     print_summary(summarize(path), Console())
