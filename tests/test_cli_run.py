@@ -128,3 +128,17 @@ def test_a_run_killed_midway_leaves_nothing_that_looks_finished(tmp_path: Path) 
     assert "not complete" in sentence and "--resume" in sentence and "\n" not in sentence
     with pytest.raises(UserError, match="still being written or was interrupted"):
         Run.open(partial)
+
+
+def test_backend_gpu_without_a_gpu_is_one_sentence_exit_2(tmp_path: Path) -> None:
+    from socialcredit.kernel import gpu_available
+
+    if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0") or gpu_available():
+        pytest.skip("this machine can run the GPU backend")
+    before = tree(tmp_path)
+    res = cli("run", "--backend", "gpu", "--citizens", "500", "--days", "2", "--out", "out",
+              cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--backend gpu needs an NVIDIA GPU" in lines[0], res.stderr
+    assert tree(tmp_path) == before

@@ -140,3 +140,13 @@ def test_cli(runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPa
         code, out, err = cli(["compare", *args], monkeypatch, capsys)
         assert code == 2 and sentence in err and err.count("\n") == 1
         assert "Traceback" not in out + err
+
+
+def test_the_header_names_each_reform_once(runs: dict[str, Path],
+                                           monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(["compare", str(runs["a"]), str(runs["b"])], monkeypatch, capsys)
+    assert code == 0, err
+    header_b = next(line for line in out.splitlines() if line.startswith("B "))
+    assert header_b.count("no_jaywalking_points") == 1, header_b
+    assert header_b.endswith("(unified+no_jaywalking_points)")

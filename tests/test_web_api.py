@@ -252,6 +252,8 @@ def test_a_run_without_ledger_is_replayed(client: Any) -> None:
     assert r.status_code == 200, r.text
     f = r.json()
     assert f["source"] == "replay" and f["subject_id"] == 17
+    assert f["ledger"] is False  # the page links to no ledger (issue 15)
+    assert client.get("/api/runs/base/subjects/17").json()["ledger"] is True
     assert "ledger" in _plain(client.get("/api/runs/sweep~plain/subjects/17?source=ledger"),
                               404)
 

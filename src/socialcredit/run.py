@@ -69,6 +69,25 @@ def check_options(citizens: int | None, days: int | None, threads: int | None,
         raise UserError(f"--backend must be cpu, gpu or auto, not {backend!r}")
 
 
+def check_backend_here(backend: str) -> None:
+    """Refuse ``--backend gpu`` in one sentence where this machine cannot run it (no CUDA
+    driver or device, or no numba-cuda), rather than with numba's own text.
+
+    Only for a run in this process: the workers of a Dask cluster may have the GPU that the
+    machine starting the run lacks. numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) runs
+    the GPU backend anywhere."""
+    import os
+
+    from socialcredit.kernel import gpu_available
+
+    if backend != "gpu" or os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"):
+        return
+    if not gpu_available():
+        raise UserError("--backend gpu needs an NVIDIA GPU with its CUDA driver and the [gpu] "
+                        "extra (numba-cuda), and this machine has none; use --backend cpu or "
+                        "auto")
+
+
 def policy_digest(model: Any) -> str:
     """A hash of everything the kernels read and the names that label it."""
     h = hashlib.sha256()
@@ -248,6 +267,7 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
 
     t_start = time.perf_counter()
     check_options(citizens, days, threads, backend)
+    check_backend_here(backend)
     sc = load_scenario(scenario)
     source = str(scenario) if not hasattr(scenario, "name") else sc.name
     out_path = Path(out) if out is not None else default_out(sc.name)

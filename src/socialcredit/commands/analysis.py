@@ -233,8 +233,9 @@ def print_comparison(c: dict[str, Any], console: Console) -> None:
     a, b = c["a"], c["b"]
 
     def label(r: dict[str, Any]) -> str:
-        reforms = f" + {', '.join(r['reforms'])}" if r["reforms"] else ""
-        return f"{r['path']} ({r['policy']}{reforms})"
+        # the resolved policy's name already lists its layers, reforms included
+        # ("national+no_child_sanctions"), whether a reform was named or given as a path
+        return f"{r['path']} ({r['policy']})"
 
     console.print(f"[bold]A[/bold] {x(label(a))}\n[bold]B[/bold] {x(label(b))}")
     console.print(f"seed {c['seed']}, {c['period']['days']} days from {c['period']['start']}; "

@@ -19,9 +19,10 @@ def bench_command(
     from rich.table import Table
 
     from socialcredit.engine import build_model, run_memory
-    from socialcredit.run import check_options, load_scenario
+    from socialcredit.run import check_backend_here, check_options, load_scenario
 
     check_options(citizens, days, threads, backend)
+    check_backend_here(backend)
     console = Console()
     t0 = time.perf_counter()
     model = build_model(load_scenario(scenario), citizens=citizens, days=days)

@@ -39,9 +39,44 @@ def _parse_date(text: str | None) -> dt.date | None:
         raise UserError(f"'{text}' is not a date written YYYY-MM-DD") from None
 
 
+def policies_in(paths: list[Path]) -> list[Path]:
+    """The policies that ``policy check PATH...`` checks, in order.
+
+    A file, a shipped policy's name or a policy folder (one with a ``policy.yaml``) is one
+    policy; any other folder stands for every policy in it: its YAML files and its policy
+    folders, and those of its other subfolders, in name order."""
+    from socialcredit.errors import UserError
+
+    out: list[Path] = []
+
+    def walk(folder: Path) -> None:
+        for child in sorted(folder.iterdir()):
+            if child.name.startswith("."):
+                continue
+            if child.is_dir():
+                if (child / "policy.yaml").is_file():
+                    out.append(child)
+                else:
+                    walk(child)
+            elif child.suffix in (".yaml", ".yml"):
+                out.append(child)
+
+    for p in paths:
+        if p.is_dir() and not (p / "policy.yaml").is_file():
+            before = len(out)
+            walk(p)
+            if len(out) == before:
+                raise UserError(f"the folder {p} holds no policy (no YAML file, no policy folder)")
+        else:
+            out.append(p)
+    return out
+
+
 @app.command()
 def check(
-    files: list[Path] = typer.Argument(..., help="Policy files or folders (or shipped policy names)."),
+    files: list[Path] = typer.Argument(
+        ..., help="Policy files, shipped policy names or folders: a policy folder (with its "
+                  "policy.yaml) is one policy; any other folder, every policy in it."),
 ) -> None:
     """Check policies: each is ok or its first mistake, with file and line."""
     from rich.markup import escape
@@ -51,6 +86,7 @@ def check(
 
     console = _console()
     failed = 0
+    files = policies_in(files)
     for f in files:
         try:
             validate_policy(f)

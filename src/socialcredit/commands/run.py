@@ -24,10 +24,12 @@ def run_command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from socialcredit.run import check_options, load_scenario
+    from socialcredit.run import check_backend_here, check_options, load_scenario
 
     # bad input is refused before the progress bar opens, so the sentence stands alone
     check_options(citizens, days, threads, backend)
+    if not scheduler:
+        check_backend_here(backend)
     if out is not None and out.exists() and not resume:
         from socialcredit.errors import UserError
 

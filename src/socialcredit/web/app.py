@@ -92,6 +92,8 @@ class CreditFile(_Open):
     kind: str
     source: str = Field(..., description="`ledger` (read from the run's tables) or `replay` "
                                          "(replayed from the seed).")
+    ledger: bool = Field(..., description="Whether the run stored its ledger (`--ledger`), so "
+                                          "that the file can be read from it.")
     days: list[dict[str, Any]] = Field(..., description="Each day with its events, in the "
                                                         "order of the day's phases.")
 

@@ -89,7 +89,9 @@ function plot(div, fig) {
 function params() { return new URLSearchParams(window.location.search); }
 
 function policyText(r) {
-  const extra = (r.reforms || []).filter((x) => !(r.policy || "").split("+").includes(x));
+  // the policy's name lists its reforms; one given as a path is named by its file's stem
+  const stem = (x) => x.split(/[\\/]/).pop().replace(/\.ya?ml$/, "");
+  const extra = (r.reforms || []).filter((x) => !(r.policy || "").split("+").includes(stem(x)));
   return (r.policy || "") + (extra.length ? " + " + extra.join(", ") : "");
 }
 
@@ -261,8 +263,11 @@ async function pageSubject() {
   if ("employer" in a) facts.push(["employer", a.employer ? a.employer.subject_id + " " + a.employer.uscc : "none"]);
   c.append(el("dl", { class: "facts", id: "attributes" }, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])));
 
-  const sources = el("p", { class: "sources" }, "Source: ",
-    el("a", { href: "?source=ledger", class: f.source === "ledger" ? "here" : null }, "the run's ledger"), " · ",
+  // a run made without --ledger has no ledger to read the file from: say so, link nothing
+  const fromLedger = f.ledger
+    ? el("a", { href: "?source=ledger", class: f.source === "ledger" ? "here" : null }, "the run's ledger")
+    : el("span", { class: "none", id: "no-ledger" }, "the run's ledger (none: the run was made without --ledger)");
+  const sources = el("p", { class: "sources" }, "Source: ", fromLedger, " · ",
     el("a", { href: "?source=replay", class: f.source === "replay" ? "here" : null }, "replayed from the seed (adds acts, objections, appeals and causes)"));
   c.append(sources);
 
