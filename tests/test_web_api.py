@@ -549,6 +549,17 @@ def test_assets_are_local(client: Any) -> None:
     assert client.get("/static/app.css").headers["content-type"].startswith("text/css")
 
 
+def test_the_api_page_is_served_from_the_package(client: Any) -> None:
+    # issue 15: /api/docs was FastAPI's Swagger UI page, whose assets came from a CDN
+    r = client.get("/api/docs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert 'data-page="api"' in r.text
+    assert "http://" not in r.text and "https://" not in r.text  # no CDN
+    assert "<script>" not in r.text  # no inline script: the content policy forbids it
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    assert "pageApi" in client.get("/static/app.js").text
+
+
 def test_serve_command_binds_to_localhost(runs_folder: Path, monkeypatch: Any) -> None:
     import uvicorn
     from typer.testing import CliRunner

@@ -168,7 +168,7 @@ def create_app(runs_folder: str | Path, *, query_seconds: float | None = None) -
             "references and rights audit, and two runs compared. Every endpoint is a GET; "
             "what does not exist gets a 404 with `{\"detail\": \"<plain sentence>\"}`."
         ),
-        docs_url="/api/docs",
+        docs_url=None,  # /api/docs is the explorer's own page (below), served offline
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -366,6 +366,13 @@ def create_app(runs_folder: str | Path, *, query_seconds: float | None = None) -
     @app.get("/compare", include_in_schema=False)
     def page_compare() -> HTMLResponse:
         return pages.render("compare", "Compare two runs")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def page_api() -> HTMLResponse:
+        # the explorer's own page over /openapi.json (app.js), not FastAPI's Swagger UI page:
+        # that one loads its assets from a CDN, which offline users cannot reach and the
+        # content policy blocks, and runs an inline script, which the policy forbids too
+        return pages.render("api", "The explorer's API")
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:

@@ -473,9 +473,74 @@ async function pageCompare() {
   await draw();
 }
 
+// -- the API page: every operation of /openapi.json, with a form to try it ---------------------
+
+function schemaText(s) {
+  if (!s) return "";
+  if (s.$ref) return s.$ref.split("/").pop();
+  if (s.anyOf) return s.anyOf.map(schemaText).join(" or ");
+  if (s.type === "array") return "list of " + (schemaText(s.items) || "values");
+  if (s.enum) return s.enum.join(" | ");
+  return (s.type || "object") + (s.pattern ? " (" + s.pattern + ")" : "");
+}
+
+function operationView(path, method, op) {
+  const params = op.parameters || [];
+  const out = el("pre", { class: "try-out", hidden: true });
+  const fields = params.map((p) => input("op-" + (op.operationId || path) + "-" + p.name, "", p.name + (p.required ? " *" : ""), { "data-name": p.name, "data-in": p.in }));
+  const form = el("form", { class: "try" }, fields, el("button", { type: "submit" }, method.toUpperCase()));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    let url = path;
+    const q = new URLSearchParams();
+    for (const f of form.querySelectorAll("input")) {
+      if (f.dataset.in === "path") url = url.replace("{" + f.dataset.name + "}", enc(f.value));
+      else if (f.value !== "") q.set(f.dataset.name, f.value);
+    }
+    if (q.toString()) url += "?" + q;
+    out.hidden = false;
+    out.textContent = "GET " + url + " …";
+    const res = await fetch(url, { headers: { Accept: "application/json" } });
+    const text = await res.text();
+    let shown = text;
+    try { shown = JSON.stringify(JSON.parse(text), null, 2); } catch (e) { shown = text; }
+    out.textContent = "GET " + url + " → " + res.status + "\n" + (shown.length > 20000 ? shown.slice(0, 20000) + "\n…" : shown);
+  });
+  const responses = Object.entries(op.responses || {}).map(([code, r]) => {
+    const media = (r.content || {})["application/json"] || {};
+    return [code, r.description || "", schemaText(media.schema)];
+  });
+  return el("section", { class: "operation", id: "op-" + (op.operationId || path) },
+    el("h3", {}, el("span", { class: "method" }, method.toUpperCase()), " ", el("code", {}, path)),
+    op.summary ? el("p", { class: "summary" }, op.summary) : null,
+    op.description && op.description !== op.summary ? el("p", {}, op.description) : null,
+    params.length ? table(["parameter", "in", "type", "description"], params.map((p) => [p.name + (p.required ? " (required)" : ""), p.in, schemaText(p.schema), p.description || (p.schema && p.schema.description) || ""]), { class: "compact params" }) : null,
+    table(["response", "description", "body"], responses, { class: "compact responses" }),
+    el("details", {}, el("summary", {}, "Try it"), form, out));
+}
+
+async function pageApi() {
+  const doc = await api("/openapi.json");
+  const c = content();
+  const info = doc.info || {};
+  const ops = [];
+  for (const [path, item] of Object.entries(doc.paths || {})) {
+    for (const [method, op] of Object.entries(item)) if (["get", "post", "put", "delete", "patch"].includes(method)) ops.push(operationView(path, method, op));
+  }
+  const schemas = Object.entries((doc.components || {}).schemas || {}).map(([name, s]) =>
+    el("section", { class: "schema", id: "schema-" + name }, el("h3", {}, name), s.description ? el("p", {}, s.description) : null,
+      s.properties ? table(["field", "type", "description"], Object.entries(s.properties).map(([k, p]) => [k + ((s.required || []).includes(k) ? " (required)" : ""), schemaText(p), p.description || ""]), { class: "compact" }) : null));
+  c.replaceChildren(
+    el("p", {}, (info.title || "") + " " + (info.version || "") + " · OpenAPI " + (doc.openapi || "") + " · the JSON document: ", el("a", { href: "/openapi.json" }, "/openapi.json")),
+    info.description ? el("p", {}, info.description) : null,
+    el("h2", { id: "operations" }, ops.length + " operations"), el("div", { id: "ops" }, ops),
+    el("h2", { id: "schemas" }, "Schemas"), el("div", { id: "schema-list" }, schemas));
+  body.dataset.ready = "1";
+}
+
 // -- start -------------------------------------------------------------------------------------
 
-const PAGES = { runs: pageRuns, overview: pageOverview, subject: pageSubject, lists: pageLists, policy: pagePolicy, compare: pageCompare };
+const PAGES = { runs: pageRuns, overview: pageOverview, subject: pageSubject, lists: pageLists, policy: pagePolicy, compare: pageCompare, api: pageApi };
 
 document.addEventListener("DOMContentLoaded", () => {
   const page = PAGES[body.dataset.page];
