@@ -166,11 +166,20 @@ def manifest_for(model: Any, *, backend: str, threads: int, ledger: bool, timing
     }
 
 
-def run_tables(ledger: bool) -> dict[str, Any]:
+def writes_subjects(model: Any) -> bool:
+    """Whether the run writes its ``subjects`` table (``recording.subjects``, default yes)."""
+    return bool(getattr(getattr(model.scenario, "recording", None), "subjects", True))
+
+
+def run_tables(ledger: bool, subjects: bool = True) -> dict[str, Any]:
     """The tables of a run directory and their schemas (``daily``'s comes from its first rows)."""
     from socialcredit.recording import SCHEMAS
 
     tables: dict[str, Any] = {"daily": None}
+    if subjects:
+        from socialcredit.subjects import SCHEMA
+
+        tables["subjects"] = SCHEMA
     if ledger:
         for name in ("records", "ledger", "list_events", "decisions", "snapshots"):
             tables[name] = SCHEMAS[name]
@@ -225,8 +234,14 @@ class DayRecorder:
 
     def finish(self, *, backend: str, threads: int, timings: dict, source: str,
                t_start: float, extra: dict[str, Any] | None = None) -> Path:
-        """Write the manifest (with the census) and complete the run directory."""
+        """Write the ``subjects`` table and the manifest (with the census), and complete the
+        run directory."""
         self.flush()
+        if writes_subjects(self.model):
+            from socialcredit.subjects import subject_tables
+
+            for tab in subject_tables(self.model.population.layout):
+                self.writer.append("subjects", tab)
         manifest = manifest_for(self.model, backend=backend, threads=threads, ledger=self.ledger,
                                 timings=timings, census=self.collector.census_dict(),
                                 scenario_source=source)
@@ -292,7 +307,8 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
     t0 = 0
     state = None if on_device else new_state(model, shard)
     sim_seconds = 0.0
-    with RunWriter(out_path, tables=run_tables(ledger), resume=resume) as writer:
+    with RunWriter(out_path, tables=run_tables(ledger, writes_subjects(model)),
+                   resume=resume) as writer:
         rec = DayRecorder(model, writer, ledger=ledger)
         if resume:
             cp = writer.latest_checkpoint()
