@@ -57,6 +57,31 @@ def load_scenario(scenario: Any) -> Any:
     return Scenario.load(scenario)
 
 
+def with_reforms(scenario: Any, reforms: list[str] | tuple[str, ...]) -> Any:
+    """The scenario with ``reforms`` layered on top of its own, in order (``run --reform``).
+
+    Each is a shipped reform's name or a path to a reform file (relative to the working
+    directory). A reform that does not load, or a policy that is not a reform, is a
+    :class:`UserError` with one sentence, raised before anything runs."""
+    from socialcredit.policy import load_policy
+
+    if not reforms:
+        return scenario
+    names: list[str] = []
+    for ref in reforms:
+        path = Path(ref).expanduser()
+        looks_like_file = path.suffix in (".yaml", ".yml") or "/" in ref or path.exists()
+        if looks_like_file and not path.exists():
+            raise UserError(f"the reform file {ref} does not exist")
+        text = str(path.resolve()) if looks_like_file else ref
+        doc = load_policy(text)
+        if doc.kind != "reform":
+            raise UserError(f"--reform {ref}: the policy {doc.name} is a {doc.kind}, not a reform")
+        names.append(text)
+    merged = list(dict.fromkeys([*scenario.reforms, *names]))
+    return scenario.model_copy(update={"reforms": merged})
+
+
 def check_options(citizens: int | None, days: int | None, threads: int | None,
                   backend: str) -> None:
     if citizens is not None and citizens <= 0:

@@ -16,6 +16,10 @@ def run_command(
     days: int | None = typer.Option(None, "--days", help="Days to report (after the burn-in)."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
     ledger: bool = typer.Option(False, "--ledger", help="Also write records, ledger, list events, decisions and snapshots."),
+    reform: list[str] = typer.Option(
+        [], "--reform", metavar="NAME|FILE",
+        help="Apply a reform on top of the scenario's policy: a shipped reform's name or a "
+             "reform file (repeatable; applied in order, after the scenario's own reforms)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
     backend: str = typer.Option("cpu", "--backend", help="cpu, gpu or auto."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Run on Dask: local[:N] or a scheduler address."),
@@ -24,7 +28,7 @@ def run_command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from socialcredit.run import check_backend_here, check_options, load_scenario
+    from socialcredit.run import check_backend_here, check_options, load_scenario, with_reforms
 
     # bad input is refused before the progress bar opens, so the sentence stands alone
     check_options(citizens, days, threads, backend)
@@ -34,7 +38,7 @@ def run_command(
         from socialcredit.errors import UserError
 
         raise UserError(f"the run directory {out} already exists")
-    scenario_obj = load_scenario(scenario)
+    scenario_obj = with_reforms(load_scenario(scenario), reform)
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("days"), TimeElapsedColumn(), console=console,
@@ -51,7 +55,7 @@ def run_command(
         if scheduler:
             from socialcredit.distributed import simulate_distributed
 
-            path = simulate_distributed(scenario, scheduler=scheduler, out=out, seed=seed,
+            path = simulate_distributed(scenario_obj, scheduler=scheduler, out=out, seed=seed,
                                         citizens=citizens, days=days, ledger=ledger,
                                         resume=resume, progress=progress, threads=threads)
         else:
