@@ -200,15 +200,28 @@ def compare_command(
     run_a: Path = typer.Argument(..., help="The first run directory."),
     run_b: Path = typer.Argument(..., help="The second run (same population and seed)."),
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+    out: Path | None = typer.Option(
+        None, "--out", metavar="FILE",
+        help="Also write every subject whose story differs (not a sample) to FILE, .csv or "
+             ".parquet, with its demographics and its figures in A and B (both runs need "
+             "--ledger)."),
 ) -> None:
     """Compare two runs of the same population and seed, subject by subject."""
-    from socialcredit.analysis.compare import compare_runs
+    from socialcredit.analysis.compare import compare_runs, export_changed, export_format
 
+    if out is not None:
+        export_format(out)  # a bad file name is refused before any work
     result = compare_runs(run_a, run_b)
+    n = 0
+    if out is not None:
+        n = export_changed(run_a, run_b, out)
+        result["subjects"]["export"] = {"file": str(out), "subjects": n}
     if json_out:
         _json(result)
     else:
         print_comparison(result, _console())
+        if out is not None:
+            _console().print(f"wrote {n:,} changed subjects to {out}")
 
 
 def _n(v: Any) -> str:
