@@ -142,3 +142,17 @@ def test_backend_gpu_without_a_gpu_is_one_sentence_exit_2(tmp_path: Path) -> Non
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "--backend gpu needs an NVIDIA GPU" in lines[0], res.stderr
     assert tree(tmp_path) == before
+
+
+def test_tables_are_whole_when_stdout_is_piped(tmp_path: Path) -> None:
+    # issue 15: piped, Rich assumed 80 columns and cut the tables; now nothing is cut
+    env = {k: v for k, v in ENV.items() if k != "COLUMNS"}
+    command = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "socialcredit"]
+    res = subprocess.run([*command, "policy", "audit", "unified"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    why = ("deducts 50 points, 50 % more for each earlier offence in the year, for each record "
+           "of criticise_government, an act of expression (category speech)")
+    assert any(why in line for line in res.stdout.splitlines()), res.stdout[:2000]
+    assert "\x1b[" not in res.stdout  # no colour codes in a file
+    assert max(len(line) for line in res.stdout.splitlines()) < 1000  # natural width

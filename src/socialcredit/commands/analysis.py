@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
 
 def _console() -> Console:
-    from rich.console import Console
+    from socialcredit.commands import output_console
 
-    return Console(highlight=False)
+    return output_console(highlight=False)
 
 
 def _json(obj: Any) -> None:
@@ -150,7 +150,8 @@ def print_story(story: dict[str, Any], console: Console) -> None:
     console.print(Panel(x("\n".join(lines)), title=f"[bold]{x(who)}[/bold]", expand=False))
     console.print(f"[bold]On {p['start']}:[/bold] {x(_state_text(story['at_start']))}")
     if story["days"]:
-        table = Table(show_header=True, header_style="bold", show_lines=False, expand=True)
+        table = Table(show_header=True, header_style="bold", show_lines=False,
+                      expand=console.is_terminal)
         table.add_column("day", no_wrap=True)
         table.add_column("what happened", ratio=1)
         for day in story["days"]:

@@ -23,9 +23,9 @@ app = typer.Typer(help="Check, show, compare and audit policies.", no_args_is_he
 
 
 def _console() -> Console:
-    from rich.console import Console
+    from socialcredit.commands import output_console
 
-    return Console(highlight=False, soft_wrap=False)
+    return output_console(highlight=False, soft_wrap=False)
 
 
 def _parse_date(text: str | None) -> dt.date | None:
@@ -126,7 +126,7 @@ def _print_policy(console: Console, policy: ResolvedPolicy) -> None:
     )
     for section, items in policy.sections().items():
         # Three columns (id, values, reference with its source) read well at any width.
-        table = Table(title=_section_title(section), title_justify="left", show_lines=True, expand=True)
+        table = Table(title=_section_title(section), title_justify="left", show_lines=True, expand=console.is_terminal)
         table.add_column("id", style="bold", no_wrap=True)
         table.add_column("values", ratio=2)
         table.add_column("reference and source", ratio=3)
@@ -189,7 +189,7 @@ def diff(
         console.print("The two policies have the same rules.")
         return
     colours = {"added": "green", "removed": "red", "changed": "yellow"}
-    table = Table(show_lines=True, expand=True)
+    table = Table(show_lines=True, expand=console.is_terminal)
     table.add_column("section", no_wrap=True)
     table.add_column("id", style="bold", no_wrap=True)
     table.add_column("change", no_wrap=True)
@@ -230,7 +230,7 @@ def _print_audit(console: Console, policy: str, findings: list[Finding]) -> None
         console.print(f"[green]{escape(policy)}: no rule or measure of this policy touches a right the audit checks.[/green]")
         return
     colours = {"high": "bold red", "medium": "yellow", "low": "dim"}
-    table = Table(title=f"Rights audit of {policy}", title_justify="left", show_lines=True, expand=True)
+    table = Table(title=f"Rights audit of {policy}", title_justify="left", show_lines=True, expand=console.is_terminal)
     table.add_column("severity", no_wrap=True)
     table.add_column("rights", no_wrap=True)
     table.add_column("rule", ratio=2, overflow="fold")

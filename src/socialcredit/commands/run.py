@@ -64,9 +64,10 @@ def run_command(
             path = simulate(scenario_obj, out=out, seed=seed, citizens=citizens, days=days,
                             threads=threads, ledger=ledger, resume=resume, backend=backend,
                             progress=progress, notice=notice)
+    from socialcredit.commands import output_console
     from socialcredit.summary import summarize
 
-    print_summary(summarize(path), Console())
+    print_summary(summarize(path), output_console())
 
 
 def print_summary(s: dict[str, Any], console: Any) -> None:
