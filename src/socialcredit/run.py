@@ -8,11 +8,12 @@ last checkpoint to the identical result.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,26 @@ NoticeFn = Callable[[str], None]
 #: What the progress line says while the CPU kernels compile (the first run after an install
 #: or a change to the kernel's sources; later runs load them from the cache).
 COMPILING = "compiling the day kernel, once: about a minute"
+
+
+@contextlib.contextmanager
+def progress_bar(title: str) -> Iterator[tuple[ProgressFn, NoticeFn]]:
+    """A Rich progress bar of days (on stderr, or in the notebook's output) for
+    ``simulate(progress=True)``: yields its ``progress`` and ``notice`` callbacks."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("days"), TimeElapsedColumn(), console=Console(stderr=True)) as bar:
+        task = bar.add_task(title, total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        def notice(text: str) -> None:
+            bar.update(task, description=f"{title}: {text}" if text else title)
+
+        yield progress, notice
 
 
 def cpu_kernels_compiled() -> bool:
@@ -280,7 +301,7 @@ class DayRecorder:
 def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: int | None = None,
              citizens: int | None = None, days: int | None = None, threads: int | None = None,
              ledger: bool = False, resume: bool = False, backend: str = "cpu",
-             progress: ProgressFn | None = None,
+             progress: ProgressFn | bool | None = None,
              notice: NoticeFn | None = None,
              checkpoint_every: int | None = None,
              stop_after: int | None = None) -> Path:
@@ -291,7 +312,9 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
     ``resume=True`` continues from the last checkpoint, or from the start if the run was cut
     off before its first. ``progress(done, total)`` is called after every day; ``notice(text)``
     when the run starts something slow that is not a day (compiling the kernels), and with
-    ``""`` when it is over. ``stop_after`` (tests) stops after that many days, as a crash would,
+    ``""`` when it is over. ``progress=True`` draws a progress bar instead (Rich's, which
+    works in a terminal and in a Jupyter notebook), saying so while the kernels compile.
+    ``stop_after`` (tests) stops after that many days, as a crash would,
     leaving a partial directory whose last checkpoint ``resume=True`` continues from."""
     from socialcredit.engine import (
         Calendar,
@@ -305,6 +328,14 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
     from socialcredit.recorder import RunWriter
     from socialcredit.recording import snapshot_table
 
+    if progress is True:
+        with progress_bar(f"simulating {getattr(scenario, 'name', scenario)}") as (bar, note):
+            return simulate(scenario, out=out, seed=seed, citizens=citizens, days=days,
+                            threads=threads, ledger=ledger, resume=resume, backend=backend,
+                            progress=bar, notice=notice or note,
+                            checkpoint_every=checkpoint_every, stop_after=stop_after)
+    if progress is False:
+        progress = None
     t_start = time.perf_counter()
     check_options(citizens, days, threads, backend)
     check_backend_here(backend)

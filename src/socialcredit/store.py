@@ -180,6 +180,16 @@ class Run:
         finally:
             cursor.close()
 
+    def query(self, query: str, params: list[Any] | None = None) -> duckdb.DuckDBPyRelation:
+        """Run ``query`` and return DuckDB's relation, for notebooks: ``.df()`` gives a pandas
+        DataFrame, ``.pl()`` a polars one, ``.arrow()`` Arrow, ``.fetchall()`` tuples, and
+        printing it shows the first rows as a table. (pandas and polars are needed only by
+        the calls that return them.)
+
+        The relation belongs to the run's shared connection (:meth:`connection`): use it in
+        one thread, and :meth:`sql` where a plain Arrow table is wanted."""
+        return self.connection().sql(query, params=params)
+
     def table(
         self,
         name: str,
