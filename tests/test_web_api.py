@@ -549,6 +549,43 @@ def test_assets_are_local(client: Any) -> None:
     assert client.get("/static/app.css").headers["content-type"].startswith("text/css")
 
 
+def test_downloads_of_tables_lists_and_comparisons(client: Any, base: Any) -> None:
+    # issue 15, item 3: every table view as CSV and Parquet, bounded, streamed from a file
+    import io
+
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    r = client.get("/api/runs/base/tables/decisions.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert 'filename="base-decisions.csv"' in r.headers["content-disposition"]
+    assert r.headers["x-rows-limit"] == "1000000"
+    tab = pacsv.read_csv(io.BytesIO(r.content))
+    assert tab.num_rows == min(1_000_000, base.manifest["row_counts"]["decisions"])
+    r = client.get("/api/runs/base/tables/ledger.parquet?subject=12")
+    assert r.status_code == 200
+    mine = pq.read_table(io.BytesIO(r.content))
+    assert set(mine.column("subject_id").to_pylist()) <= {12}
+    assert mine.num_rows == base.table("ledger", where="subject_id = 12").num_rows
+    members = client.get("/api/runs/base/lists/honour_roll?page_size=200").json()
+    r = client.get("/api/runs/base/lists/honour_roll/members.csv")
+    assert r.status_code == 200
+    whole = pacsv.read_csv(io.BytesIO(r.content))
+    assert whole.num_rows == members["total"]
+    assert {"subject_id", "since", "income_band", "age_band", "region"} <= set(whole.column_names)
+    r = client.get("/api/compare/base/reform/changed.parquet")
+    assert r.status_code == 200
+    changed = pq.read_table(io.BytesIO(r.content))
+    assert {"subject_id", "grade_a", "grade_b", "income_band"} <= set(changed.column_names)
+    for path, words in (("/api/runs/base/tables/nope.csv", "no table"),
+                        ("/api/runs/base/lists/nope/members.csv", "no list"),
+                        ("/api/runs/sweep~plain/lists/honour_roll/members.csv", "ledger"),
+                        ("/api/compare/base/sweep~plain/changed.csv", "ledger")):
+        r = client.get(path)
+        assert r.status_code == 404 and words in r.json()["detail"], (path, r.text)
+    assert client.get("/api/runs/base/tables/daily.xlsx").status_code == 422
+
+
 def test_the_api_page_is_served_from_the_package(client: Any) -> None:
     # issue 15: /api/docs was FastAPI's Swagger UI page, whose assets came from a CDN
     r = client.get("/api/docs")

@@ -251,6 +251,21 @@ def test_the_api_page_lists_the_operations_offline(page: Any, server: str, shots
     assert outside == [] and page.problems == []
 
 
+def test_every_table_view_offers_downloads(page: Any) -> None:
+    page.goto("/runs/base/lists?list=honour_roll")
+    _ready(page)
+    link = page.locator("#downloads a", has_text="CSV").first
+    href = link.get_attribute("href")
+    assert href is not None and "/members.csv" in href
+    response = page.request.get(href)
+    assert response.status == 200 and response.text().startswith("subject_id,")
+    for path in ("/runs/base", "/runs/base/subjects/4", "/compare?a=base&b=reform"):
+        page.goto(path)
+        _ready(page)
+        assert page.locator("#downloads a", has_text="Parquet").count() >= 1, path
+    assert page.problems == []
+
+
 def test_a_run_without_ledger_links_to_no_ledger(page: Any) -> None:
     page.goto("/runs/sweep~plain/subjects/17")
     _ready(page)

@@ -505,6 +505,43 @@ def list_members(handle: RunHandle, name: str, date: str | None = None, page: in
     extension; a subject with no event by then holds what it held when the period began
     (listed during the burn-in): its first later event says so (an exit or extension means
     listed), or, with no event at all, the snapshots' flag."""
+    if not 1 <= page_size <= MAX_PAGE_SIZE or page < 1:
+        raise NotFound(f"pages are numbered from 1 and hold 1 to {MAX_PAGE_SIZE} subjects")
+    query, params, day, reg = _members_sql(handle, name, date, region, kind, false_caused)
+    query += " LIMIT ? OFFSET ?"
+    params = [*params, page_size, (page - 1) * page_size]
+    with bounded(handle.run.cursor()) as cur:
+        rows = fetch(cur, query, params)
+        total = int(rows[0]["total"]) if rows else 0
+        if not rows and page > 1:
+            count = fetch(cur, f"SELECT count(*) AS n FROM ({query.rsplit('ORDER BY', 1)[0]})",
+                          params[:-2])
+            total = int(count[0]["n"])
+    members = []
+    for r in rows:
+        sid = int(r["subject_id"])
+        members.append({
+            "subject_id": sid,
+            "kind": "citizen" if sid < handle.n_citizens else "business",
+            "uscc": handle.uscc(sid),
+            "region": handle.region_of(sid),
+            "since": r["since"].isoformat() if r["since"] else None,
+            "reason": r["reason"],
+            "false_caused": bool(r["false_caused"]),
+        })
+    pages = max(1, -(-total // page_size))
+    return {"run": handle.id, "list": name, "kind": _list_kind(name), "date": day.isoformat(),
+            "total": total, "page": page, "page_size": page_size, "pages": pages,
+            "filters": {"region": reg["id"] if reg else None, "kind": kind or None,
+                        "false_caused": false_caused},
+            "members": members}
+
+
+def _members_sql(handle: RunHandle, name: str, date: str | None, region: str | None,
+                 kind: str | None, false_caused: bool | None
+                 ) -> tuple[str, list[Any], dt.date, dict[str, Any] | None]:
+    """The query of who is on list ``name`` on a date (ordered by subject, no limit), its
+    parameters, the date and the region."""
     lists = list((handle.manifest.get("policy") or {}).get("lists") or [])
     if name not in lists:
         raise NotFound(f"the run {handle.id} has no list {name!r}")
@@ -512,8 +549,6 @@ def list_members(handle: RunHandle, name: str, date: str | None = None, page: in
     reg = handle.region_index(region)
     if kind not in (None, "", "citizen", "business"):
         raise NotFound(f"there is no kind {kind!r}: use citizen or business")
-    if not 1 <= page_size <= MAX_PAGE_SIZE or page < 1:
-        raise NotFound(f"pages are numbered from 1 and hold 1 to {MAX_PAGE_SIZE} subjects")
     handle.require_ledger("who is on a list")
     bit = lists.index(name)
     # without snapshots, a day before the run finds none (subjects listed since the burn-in
@@ -549,33 +584,65 @@ def list_members(handle: RunHandle, name: str, date: str | None = None, page: in
             WHERE subject_id NOT IN (SELECT subject_id FROM ev))
         SELECT subject_id, since, reason, false_caused, count(*) OVER () AS total
         FROM members WHERE {cond}
-        ORDER BY subject_id LIMIT ? OFFSET ?"""
-    params = [name, day, day, first, page_size, (page - 1) * page_size]
-    with bounded(handle.run.cursor()) as cur:
-        rows = fetch(cur, query, params)
-        total = int(rows[0]["total"]) if rows else 0
-        if not rows and page > 1:
-            count = fetch(cur, f"SELECT count(*) AS n FROM ({query.rsplit('ORDER BY', 1)[0]})",
-                          params[:-2])
-            total = int(count[0]["n"])
-    members = []
-    for r in rows:
-        sid = int(r["subject_id"])
-        members.append({
-            "subject_id": sid,
-            "kind": "citizen" if sid < handle.n_citizens else "business",
-            "uscc": handle.uscc(sid),
-            "region": handle.region_of(sid),
-            "since": r["since"].isoformat() if r["since"] else None,
-            "reason": r["reason"],
-            "false_caused": bool(r["false_caused"]),
-        })
-    pages = max(1, -(-total // page_size))
-    return {"run": handle.id, "list": name, "kind": _list_kind(name), "date": day.isoformat(),
-            "total": total, "page": page, "page_size": page_size, "pages": pages,
-            "filters": {"region": reg["id"] if reg else None, "kind": kind or None,
-                        "false_caused": false_caused},
-            "members": members}
+        ORDER BY subject_id"""
+    return query, [name, day, day, first], day, reg
+
+
+# --- exports: CSV and Parquet files of the table views --------------------------------------
+
+#: The most rows one export holds (a table view's download is cut there; the response's
+#: ``X-Rows-Limit`` header says so).
+EXPORT_ROWS = 1_000_000
+EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
+#: Columns of ``subjects`` that a list's export carries (when the run has the table).
+MEMBER_DEMOGRAPHICS = ("region", "kind", "income_band", "education_band", "age_band", "urban",
+                       "sector", "size_band", "uscc")
+
+
+def _copy(handle: RunHandle, query: str, params: list[Any], fmt: str, folder: str) -> str:
+    """Write ``query``'s rows (at most EXPORT_ROWS) to a file in ``folder``; its path."""
+    import os
+
+    if fmt not in EXPORT_TYPES:
+        raise NotFound(f"there is no format {fmt!r}: use csv or parquet")
+    target = os.path.join(folder, f"export.{fmt}")
+    options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER"
+    with bounded(handle.run.cursor(), QUERY_SECONDS * 3) as cur:
+        cur.execute(f"COPY ({query} LIMIT {EXPORT_ROWS}) TO {quote_literal(target)} "
+                    f"({options})", params)
+    return target
+
+
+def export_table(handle: RunHandle, table: str, fmt: str, folder: str,
+                 subject: int | None = None) -> str:
+    """A run's table (one subject's rows when ``subject`` is given), as a file in ``folder``."""
+    if not handle.run.has(table):
+        raise NotFound(f"the run {handle.id} has no table {table!r}")
+    query = f"SELECT * FROM {quote_ident(table)}"
+    params: list[Any] = []
+    if subject is not None:
+        if "subject_id" not in handle.run.columns(table):
+            raise NotFound(f"the table {table} is not kept by subject")
+        query += " WHERE subject_id = ?"
+        params.append(subject)
+    return _copy(handle, query, params, fmt, folder)
+
+
+def export_members(handle: RunHandle, name: str, fmt: str, folder: str, date: str | None = None,
+                   region: str | None = None, kind: str | None = None,
+                   false_caused: bool | None = None) -> str:
+    """Who is on list ``name`` on a date (every member, with demographics) as a file."""
+    query, params, _, _ = _members_sql(handle, name, date, region, kind, false_caused)
+    body, _, _ = query.rpartition("ORDER BY")
+    body = body.replace(", count(*) OVER () AS total", "")
+    cols = "m.subject_id, m.since, m.reason, m.false_caused"
+    join = ""
+    if handle.run.has("subjects"):
+        have = set(handle.run.columns("subjects"))
+        cols += "".join(f", s.{c}" for c in MEMBER_DEMOGRAPHICS if c in have)
+        join = "LEFT JOIN subjects s ON s.subject_id = m.subject_id"
+    return _copy(handle, f"SELECT {cols} FROM ({body}) m {join} ORDER BY m.subject_id", params,
+                 fmt, folder)
 
 
 # --- policy ------------------------------------------------------------------------------------

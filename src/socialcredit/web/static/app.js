@@ -86,6 +86,13 @@ function plot(div, fig) {
   window.Plotly.react(div, fig.data, layout, { responsive: true, displaylogo: false });
 }
 
+// "CSV · Parquet" links of a download endpoint (path without the suffix, query string)
+function downloadLinks(path, qs) {
+  const q = qs ? "?" + qs : "";
+  return [el("a", { href: path + ".csv" + q, download: "", class: "download" }, "CSV"), " · ",
+    el("a", { href: path + ".parquet" + q, download: "", class: "download" }, "Parquet")];
+}
+
 function params() { return new URLSearchParams(window.location.search); }
 
 function policyText(r) {
@@ -169,6 +176,8 @@ async function pageOverview() {
     ["ledger", info.ledger ? "yes: subjects' credit files and lists can be browsed" : "no (make the run with --ledger to browse subjects from the ledger)"],
   ];
   c.append(el("dl", { class: "facts", id: "headline" }, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "–")])));
+  c.append(el("p", { class: "downloads", id: "downloads" }, "Download the run's tables (at most 1,000,000 rows each): ",
+    (info.tables || []).map((t, i) => [i ? "; " : "", words(t) + " ", downloadLinks("/api/runs/" + enc(run) + "/tables/" + enc(t))])));
 
   const lookup = el("form", { class: "filters lookup", id: "lookup" },
     input("subject", "", "Look up a subject", { placeholder: "citizen or business id, or USCC", size: 28, required: true }),
@@ -270,6 +279,12 @@ async function pageSubject() {
   const sources = el("p", { class: "sources" }, "Source: ", fromLedger, " · ",
     el("a", { href: "?source=replay", class: f.source === "replay" ? "here" : null }, "replayed from the seed (adds acts, objections, appeals and causes)"));
   c.append(sources);
+  if (f.ledger) {
+    const base = "/api/runs/" + enc(run) + "/tables/";
+    const qs = "subject=" + enc(f.subject_id);
+    c.append(el("p", { class: "downloads", id: "downloads" }, "Download this subject's rows: ",
+      ["records", "ledger", "list_events", "decisions", "snapshots", "subjects"].map((t, i) => [i ? "; " : "", words(t) + " ", downloadLinks(base + t, qs)])));
+  }
 
   const st = f.at_start || {}, en = f.at_end || {};
   c.append(el("div", { class: "cards" },
@@ -367,7 +382,10 @@ async function pageLists() {
         el("button", { type: "button", disabled: r.page <= 1, onclick: () => { page = r.page - 1; draw(); } }, "← previous"),
         " page " + r.page + " of " + r.pages + " (" + fmt(r.total) + " on " + words(r.list) + " on " + r.date + ") ",
         el("button", { type: "button", disabled: r.page >= r.pages, onclick: () => { page = r.page + 1; draw(); } }, "next →"));
-      holder.replaceChildren(nav, rows.length ? table(["subject", "kind", "USCC", "region", "since", "reason", "false-caused"], rows, { id: "members-table" }) : el("p", { class: "empty" }, "Nobody in this selection."));
+      const all = new URLSearchParams(Object.entries(q).filter(([k, v]) => v && k !== "list" && k !== "page")).toString();
+      const down = el("p", { class: "downloads", id: "downloads" }, "Download everyone in this selection, with their demographics: ",
+        downloadLinks("/api/runs/" + enc(run) + "/lists/" + enc(q.list) + "/members", all));
+      holder.replaceChildren(nav, rows.length ? table(["subject", "kind", "USCC", "region", "since", "reason", "false-caused"], rows, { id: "members-table" }) : el("p", { class: "empty" }, "Nobody in this selection."), down);
       body.dataset.ready = "1";
     } catch (err) { fail(err); }
   }
@@ -458,6 +476,8 @@ async function pageCompare() {
       const subj = r.analysis && r.analysis.subjects;
       if (subj && subj.available) {
         parts.push(el("h2", {}, "Subjects whose story differs"));
+        parts.push(el("p", { class: "downloads", id: "downloads" }, "Download every one of them, with demographics and figures in A and B: ",
+          downloadLinks("/api/compare/" + enc(q.a) + "/" + enc(q.b) + "/changed")));
         parts.push(el("p", {}, fmt(subj.changed) + " subjects (" + fmt(subj.changed_citizens) + " citizens, " + fmt(subj.changed_businesses) + " businesses) have another story in B, on the same random numbers" + (subj.changed_sample && subj.changed_sample.length ? "; for example " : "."),
           (subj.changed_sample || []).map((sid, i) => [i ? ", " : "", el("a", { href: "/runs/" + enc(q.a) + "/subjects/" + sid }, String(sid))])));
         if (subj.lists && subj.lists.length) parts.push(table(["list", "entered in B only", "left (or never entered) in B", "by rule"], subj.lists.map((l) => [words(l.list), fmt(l.entered), fmt(l.left),
