@@ -149,6 +149,14 @@ def print_story(story: dict[str, Any], console: Console) -> None:
                  "burn-in, replayed but not shown)")
     console.print(Panel(x("\n".join(lines)), title=f"[bold]{x(who)}[/bold]", expand=False))
     console.print(f"[bold]On {p['start']}:[/bold] {x(_state_text(story['at_start']))}")
+    for e in story["at_start"].get("listed_in_burn_in") or []:
+        records = "; ".join(f"{r['act']} seen by {r['channel']}"
+                            + ("" if r["true_record"] else " (a false record)")
+                            for r in e["records"])
+        console.print(x(f"  on {e['list']} since {e['day']} (burn-in): {e['reason']}"
+                        + (f" [{e['reference']}]" if e["reference"] else "")
+                        + (", caused by a false record" if e["false_caused"] else "")
+                        + (f"; that day's records: {records}" if records else "")))
     if story["days"]:
         table = Table(show_header=True, header_style="bold", show_lines=False,
                       expand=console.is_terminal)

@@ -287,6 +287,15 @@ async function pageSubject() {
   }
 
   const st = f.at_start || {}, en = f.at_end || {};
+  // listed before the reported days: the burn-in entry that put the subject there (replay)
+  if (st.listed_in_burn_in && st.listed_in_burn_in.length) {
+    c.append(el("div", { class: "note", id: "burn-in" }, el("h3", {}, "Listed during the burn-in"),
+      el("ul", {}, st.listed_in_burn_in.map((e) => el("li", {}, "on " + words(e.list) + " since " + e.day + ": " + e.reason + (e.reference ? " (" + e.reference + ")" : "") + (e.false_caused ? ", caused by a false record" : "") +
+        (e.records.length ? "; that day's records: " + e.records.map((r) => words(r.act) + " seen by " + words(r.channel) + (r.true_record ? "" : " (false)")).join("; ") : ""))))));
+  } else if (f.source === "ledger" && st.lists && st.lists.length) {
+    c.append(el("p", { class: "note", id: "burn-in" }, "Listed before the reported days: the ledger does not hold the burn-in; ",
+      el("a", { href: "?source=replay" }, "the replay"), " shows which rule and record put the subject on the list."));
+  }
   c.append(el("div", { class: "cards" },
     el("div", { class: "card" }, el("h3", {}, "On " + f.period.start), el("p", {}, "score " + fmt(st.score) + ", grade " + words(st.grade ?? "–")), el("p", {}, "lists: " + listsText(st.lists))),
     el("div", { class: "card" }, el("h3", {}, "On " + f.period.end), el("p", {}, "score " + fmt(en.score) + ", grade " + words(en.grade ?? "–")), el("p", {}, "lists: " + listsText(en.lists))),
