@@ -276,6 +276,32 @@ def test_overview_has_every_chart(client: Any) -> None:
     assert {r["group"] for r in body["disparity"]} >= {"income:0", "urban", "rural"}
 
 
+def test_charts_people_can_read(client: Any, base: Any) -> None:
+    # issue 15, item 6: values on hover, one grade scale per legend group, a disparity heat
+    # map whose cells carry the numbers and the counts behind them
+    figs = client.get("/api/runs/base/overview").json()["figures"]
+    for name in ("scores", "grades", "lists", "decisions", "disparity"):
+        for trace in figs[name]["data"]:
+            assert "%{y" in trace.get("hovertemplate", "") or trace["type"] == "heatmap", name
+    scales = base.manifest["policy"]["grades"]
+    grades = figs["grades"]["data"]
+    assert grades
+    for trace in grades:
+        region = trace["legendgroup"]
+        assert trace["x"] == [region] and trace["legendgrouptitle"]["text"] == region
+        assert trace["name"] in scales[region]["citizen"]
+    assert len({t["legendgroup"] for t in grades}) >= 2  # two scales, two groups
+    (heat,) = figs["disparity"]["data"]
+    assert heat["type"] == "heatmap" and len(heat["x"]) == 3
+    body = client.get("/api/runs/base/overview").json()
+    rows = body["disparity"]
+    assert heat["y"] == [r["label"] for r in rows]
+    for r, text in zip(rows, heat["text"], strict=True):
+        assert text[2] == f"{r['listed_per_1000']:,.1f} ({r['listed']:,} of {r['subjects']:,})"
+        if r["decisions"]:
+            assert f"of {r['decisions']:,})" in text[0]
+
+
 @pytest.mark.parametrize("params", [
     {"region": "rongcheng"}, {"group": "income:1"}, {"group": "business"},
     {"region": "hangzhou", "group": "urban", "start": "2018-01-15", "end": "2018-02-10"},

@@ -251,6 +251,25 @@ def test_the_api_page_lists_the_operations_offline(page: Any, server: str, shots
     assert outside == [] and page.problems == []
 
 
+def test_slow_pages_say_they_are_loading(page: Any) -> None:
+    seen: list[str] = []
+
+    def slow(route: Any) -> None:
+        seen.append(page.locator("#loading").inner_text())
+        route.continue_()
+
+    page.route("**/api/runs/base/overview*", slow)
+    page.route("**/api/compare/base/reform*", slow)
+    page.goto("/runs/base")
+    _ready(page)
+    page.goto("/compare?a=base&b=reform")
+    _ready(page)
+    assert any("Loading the charts" in s for s in seen), seen
+    assert any("Comparing the two runs" in s for s in seen), seen
+    assert page.locator("#loading").is_hidden()
+    assert page.problems == []
+
+
 def test_every_table_view_offers_downloads(page: Any) -> None:
     page.goto("/runs/base/lists?list=honour_roll")
     _ready(page)

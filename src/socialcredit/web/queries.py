@@ -285,7 +285,6 @@ def _grades(handle: RunHandle, cur: duckdb.DuckDBPyConnection, region_id: str | 
     last = params[1]
     width = max((len(_grade_names(handle, r["id"], kind)) for r in handle.regions), default=0)
     present = [k for k in range(width) if f"grade_{k}" in cols]
-    order: list[str] = []
     shares: dict[str, dict[str, float]] = {}
     if present:
         sums = ", ".join(f"sum({quote_ident(f'grade_{k}')}) AS g{k}" for k in present)
@@ -302,13 +301,33 @@ def _grades(handle: RunHandle, cur: duckdb.DuckDBPyConnection, region_id: str | 
             if not graded:
                 continue
             shares[reg["id"]] = {names[k]: (row[f"g{k}"] or 0) / graded for k in ks}
-            order += [names[k] for k in ks if names[k] not in order]
-    for name in order:
-        regs = [r for r in shares if name in shares[r]]
-        data.append({"type": "bar", "name": name, "x": regs,
-                     "y": [round(shares[r][name], 4) for r in regs]})
+    # each region has its own grade scale: its grades form one group of the legend, titled by
+    # the region, coloured from the best (green) to the worst (red) of that scale
+    for region_id_, by_grade in shares.items():
+        reg_id = region_id_
+        scale = list(by_grade)
+        for j, name in enumerate(scale):
+            data.append({"type": "bar", "name": name, "x": [reg_id],
+                         "y": [round(by_grade[name], 4)], "legendgroup": reg_id,
+                         "legendgrouptitle": {"text": reg_id},
+                         "marker": {"color": _scale_colour(j, len(scale))},
+                         "hovertemplate": f"{reg_id}: grade {name}, %{{y:.1%}} of graded "
+                                          f"{kind}s<extra></extra>"})
     return _figure(data, f"Grade shares of graded {kind}s on {last}", barmode="stack",
-                   yaxis={"title": {"text": "share"}, "tickformat": ".0%"})
+                   legend={"groupclick": "toggleitem", "tracegroupgap": 12},
+                   yaxis={"title": {"text": "share of graded subjects"}, "tickformat": ".0%"})
+
+
+def _scale_colour(j: int, n: int) -> str:
+    """Grade ``j`` of a scale of ``n`` (0 = best): from green through yellow to red."""
+    t = j / max(1, n - 1)
+    stops = ((0.0, (26, 152, 80)), (0.5, (254, 224, 139)), (1.0, (215, 48, 39)))
+    for (t0, c0), (t1, c1) in zip(stops, stops[1:], strict=False):
+        if t <= t1:
+            u = (t - t0) / (t1 - t0)
+            r, g, b = (round(a + (z - a) * u) for a, z in zip(c0, c1, strict=True))
+            return f"rgb({r},{g},{b})"
+    return "rgb(215,48,39)"
 
 
 def _lists(cur: duckdb.DuckDBPyConnection, lists: list[str], where: str,
@@ -320,8 +339,10 @@ def _lists(cur: duckdb.DuckDBPyConnection, lists: list[str], where: str,
                  params)
     x = [r["day"].isoformat() for r in rows]
     data = [{"type": "scatter", "mode": "lines", "name": n, "x": x,
-             "y": [r[n] or 0 for r in rows]} for n in lists]
-    return _figure(data, "Subjects on each list", yaxis={"title": {"text": "subjects"}})
+             "y": [r[n] or 0 for r in rows],
+             "hovertemplate": f"%{{x}}: %{{y:,}} subjects on {n}<extra></extra>"} for n in lists]
+    return _figure(data, "Subjects on each list", hovermode="x unified",
+                   yaxis={"title": {"text": "subjects on the list"}, "rangemode": "tozero"})
 
 
 def _decisions(cur: duckdb.DuckDBPyConnection, services: list[str], cols: list[str],
@@ -340,7 +361,8 @@ def _decisions(cur: duckdb.DuckDBPyConnection, services: list[str], cols: list[s
     for o in OUTCOMES:
         data.append({"type": "bar", "name": o.replace("_", "-"), "x": services,
                      "y": [int(row.get(f"{o}_{s}") or 0) for s in services],
-                     "marker": {"color": colours[o]}})
+                     "marker": {"color": colours[o]},
+                     "hovertemplate": f"%{{x}}: %{{y:,}} {o.replace('_', '-')}<extra></extra>"})
     return _figure(data, "Decisions by service and outcome", barmode="group",
                    yaxis={"title": {"text": "decisions (log scale)"}, "type": "log"},
                    xaxis={"tickangle": -40})
@@ -387,7 +409,8 @@ def _wrongful(handle: RunHandle, cur: duckdb.DuckDBPyConnection, region_id: str 
                      "subject through its group, or rests on a false record made before "
                      "the reported days")
         data = [{"type": "bar", "x": [r["channel"] for r in rows], "y": [r["n"] for r in rows],
-                 "marker": {"color": "#d62728"}, "name": "wrongful decisions"}] if rows else []
+                 "marker": {"color": "#d62728"}, "name": "wrongful decisions",
+                 "hovertemplate": "%{x}: %{y:,} wrongful decisions<extra></extra>"}] if rows else []
         return _figure(data, "Wrongful decisions by the channel of the false records",
                        yaxis={"title": {"text": "wrongful decisions"}})
     present = [s for s in services if f"wrongful_{s}" in cols]
@@ -447,29 +470,62 @@ def _disparity(cur: duckdb.DuckDBPyConnection, lists: list[str], services: list[
         lst = sum(int(c["listed"] or 0) for c in mine)
         out.append({
             "group": g, "label": GROUPS[g][0], "subjects": subjects,
-            "decisions": dec, "denied": den, "wrongful": wrong,
+            "decisions": dec, "denied": den, "wrongful": wrong, "listed": lst,
             "denied_per_100_decisions": round(100 * den / dec, 3) if dec else None,
             "wrongful_per_100_denials": round(100 * wrong / den, 3) if den else None,
             "listed_per_1000": round(1000 * lst / subjects, 3),
         })
-    labels = [r["label"].replace("citizens, ", "").replace("businesses, ", "firms, ")
-              for r in out]
-    data = [
-        {"type": "bar", "name": "denied per 100 decisions", "x": labels,
-         "y": [r["denied_per_100_decisions"] for r in out], "marker": {"color": "#d62728"},
-         "offsetgroup": "1"},
-        {"type": "bar", "name": f"on a list per 1,000 on {last}", "x": labels,
-         "y": [r["listed_per_1000"] for r in out], "marker": {"color": "#1f77b4"},
-         "yaxis": "y2", "offsetgroup": "2"},
-    ]
-    fig = _figure(data, "Disparity by group", barmode="group", xaxis={"tickangle": -30},
-                  margin={"l": 60, "r": 70, "t": 72, "b": 48},
-                  legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02,
-                          "yanchor": "bottom"},
-                  yaxis={"title": {"text": "denied per 100 decisions"}},
-                  yaxis2={"title": {"text": "listed per 1,000"}, "overlaying": "y",
-                          "side": "right", "rangemode": "tozero"})
-    return fig, out
+    return _disparity_map(out, cells, last), out
+
+
+#: The disparity map's measures: key of a row, label, the count behind it, its base, the unit.
+DISPARITY_MEASURES = (
+    ("denied_per_100_decisions", "denied per<br>100 decisions", "denied", "decisions", 100),
+    ("wrongful_per_100_denials", "wrongful per<br>100 denials", "wrongful", "denied", 100),
+    ("listed_per_1000", "listed per 1,000<br>(last day)", "listed", "subjects", 1000),
+)
+
+
+def _disparity_map(rows: list[dict[str, Any]], cells: list[dict[str, Any]],
+                   last: dt.date) -> dict[str, Any]:
+    """A heat map of groups (rows) by measure (columns). Each cell's colour is the group's
+    rate over everyone's (1 = the same; one unitless scale for every column), and its text
+    gives the rate with the counts behind it."""
+    if not rows:
+        return _figure([], "Disparity by group")
+    everyone = {
+        "denied": sum(int(c["denied"] or 0) for c in cells),
+        "decisions": sum(int(c["decided"] or 0) for c in cells),
+        "wrongful": sum(int(c["wrongful"] or 0) for c in cells),
+        "listed": sum(int(c["listed"] or 0) for c in cells),
+        "subjects": sum(int(c["subjects"] or 0) for c in cells),
+    }
+    labels = [r["label"] for r in rows]
+    z: list[list[float | None]] = []
+    text: list[list[str]] = []
+    for r in rows:
+        zr: list[float | None] = []
+        tr: list[str] = []
+        for key, _, count, base, per in DISPARITY_MEASURES:
+            value, n, d = r[key], int(r[count]), int(r[base])
+            overall = everyone[count] / everyone[base] * per if everyone[base] else None
+            zr.append(round(value / overall, 3) if value is not None and overall else None)
+            tr.append("–" if value is None else f"{value:,.1f} ({n:,} of {d:,})")
+        z.append(zr)
+        text.append(tr)
+    data = [{"type": "heatmap", "x": [m[1] for m in DISPARITY_MEASURES], "y": labels, "z": z,
+             "text": text, "texttemplate": "%{text}", "textfont": {"size": 11},
+             "zmin": 0, "zmid": 1, "zmax": 2,
+             "colorscale": [[0, "#4575b4"], [0.5, "#f7f7f7"], [1, "#d73027"]],
+             "colorbar": {"title": {"text": "× everyone's rate"}, "tickvals": [0, 0.5, 1, 1.5, 2],
+                          "ticktext": ["0", "0.5", "1 (same)", "1.5", "≥ 2"]},
+             "hovertemplate": "%{y}: %{text}<br>%{z:.2f} × everyone's rate"
+                              "<extra></extra>", "xgap": 2, "ygap": 2}]
+    return _figure(data, f"Disparity by group (lists on {last})",
+                   height=max(400, 60 + 34 * len(rows)),
+                   margin={"l": 60, "r": 20, "t": 48, "b": 40},
+                   xaxis={"tickangle": 0}, yaxis={"autorange": "reversed"})
+
 
 
 # --- lists -------------------------------------------------------------------------------------

@@ -86,6 +86,13 @@ function plot(div, fig) {
   window.Plotly.react(div, fig.data, layout, { responsive: true, displaylogo: false });
 }
 
+// a waiting line and dimmed contents while a slow request runs (text null: done)
+function busy(line, what, text) {
+  line.textContent = text || "";
+  line.hidden = !text;
+  if (what) what.classList.toggle("busy", !!text);
+}
+
 // "CSV · Parquet" links of a download endpoint (path without the suffix, query string)
 function downloadLinks(path, qs) {
   const q = qs ? "?" + qs : "";
@@ -202,7 +209,8 @@ async function pageOverview() {
   const grid = el("div", { class: "grid", id: "figures" }, FIGURES.map(([k, t]) => el("div", { class: "figure", id: "fig-" + k, "data-title": t })));
   const notes = el("ul", { class: "notes", id: "notes" });
   const disparity = el("div", { id: "disparity-table" });
-  c.append(grid, disparity, notes);
+  const waiting = el("p", { class: "loading", id: "loading", role: "status" });
+  c.append(waiting, grid, disparity, notes);
 
   async function draw() {
     const f = new FormData(filters);
@@ -211,6 +219,7 @@ async function pageOverview() {
     const qs = new URLSearchParams(Object.entries(q).filter(([, v]) => v)).toString();
     say("");
     body.dataset.ready = "0";
+    busy(waiting, grid, "Loading the charts… (a few seconds on a large run)");
     try {
       const ov = await api("/api/runs/" + enc(run) + "/overview?" + qs);
       for (const [k] of FIGURES) plot(document.getElementById("fig-" + k), ov.figures[k]);
@@ -218,7 +227,7 @@ async function pageOverview() {
       disparity.replaceChildren(ov.disparity.length ? table(["group", "subjects", "decisions", "denied per 100", "wrongful per 100 denials", "on a list per 1,000"],
         ov.disparity.map((r) => [r.label, fmt(r.subjects), fmt(r.decisions), fmt(r.denied_per_100_decisions), fmt(r.wrongful_per_100_denials), fmt(r.listed_per_1000)]), { class: "compact" }) : "");
       body.dataset.ready = "1";
-    } catch (err) { fail(err); }
+    } catch (err) { fail(err); } finally { busy(waiting, grid, null); }
   }
   filters.addEventListener("submit", (ev) => { ev.preventDefault(); draw(); });
   await draw();
@@ -463,13 +472,15 @@ async function pageCompare() {
     input("region", p.get("region") || "", "Region", { placeholder: "every region", size: 12 }),
     el("button", { type: "submit" }, "Compare"));
   const holder = el("div", { id: "comparison" });
-  c.append(form, holder);
+  const waiting = el("p", { class: "loading", id: "loading", role: "status" });
+  c.append(form, waiting, holder);
 
   async function draw() {
     const fd = new FormData(form);
     const q = { a: fd.get("a"), b: fd.get("b"), kind: fd.get("kind"), region: fd.get("region") };
     replaceQuery(q);
     say("");
+    busy(waiting, holder, "Comparing the two runs subject by subject… (a few seconds on a large run)");
     try {
       const qs = new URLSearchParams(Object.entries({ kind: q.kind, region: q.region }).filter(([, v]) => v)).toString();
       const r = await api("/api/compare/" + enc(q.a) + "/" + enc(q.b) + "?" + qs);
@@ -496,7 +507,7 @@ async function pageCompare() {
       holder.replaceChildren(...parts);
       if (r.transition) plot(div, r.transition.figure);
       body.dataset.ready = "1";
-    } catch (err) { fail(err); }
+    } catch (err) { fail(err); } finally { busy(waiting, holder, null); }
   }
   form.addEventListener("submit", (ev) => { ev.preventDefault(); draw(); });
   await draw();
