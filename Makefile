@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-install
-export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
+# compiled kernels live in one cache whoever starts a command (src/socialcredit/jitcache.py)
 
 .PHONY: run test bench lint typecheck clean venv
 

@@ -1,6 +1,6 @@
 """Benchmark: the ``china`` scenario at full scale on one GPU (DESIGN 6).
 
-    NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_gpu.py [--citizens N]
+    .venv/bin/python benchmarks/bench_gpu.py [--citizens N]
         [--days 365] [--out bench-results] [--no-command]
 
 Without a GPU (``socialcredit.kernel.gpu_available()`` is false) it prints ``skipped: no GPU``,
@@ -122,7 +122,6 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench-results")
     ap.add_argument("--no-command", action="store_true", help="skip the CLI wall-time run")
     args = ap.parse_args()
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
 
     from socialcredit.kernel import gpu_available
     from socialcredit.kernel.gpu_plan import china_full_scale_plan

@@ -1,7 +1,7 @@
 """Benchmark: the explorer on a run of 1 M citizens with the ledger on — a subject's page at
 the 95th percentile over 100 random subjects (target, issue "The explorer": under 200 ms).
 
-    NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_serve.py [--run DIR]
+    .venv/bin/python benchmarks/bench_serve.py [--run DIR]
         [--citizens 1000000] [--days N] [--subjects 100] [--out bench-results]
 
 Without ``--run`` it makes the run first (``socialcredit run --citizens 1000000 --ledger``,

@@ -1,7 +1,7 @@
 """Benchmark: a sweep of 8 runs on a local Dask cluster of 2 single-threaded workers, against
 the same 8 runs one after another in one process with one numba thread (``--threads 1``).
 
-    NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_sweep.py [--citizens N]
+    .venv/bin/python benchmarks/bench_sweep.py [--citizens N]
         [--days N] [--workers 2] [--repeats 3] [--out bench-results]
 
 Both sides execute the same plan (a 2 x 2 grid with 2 replicates of the default scenario)

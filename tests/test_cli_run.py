@@ -20,8 +20,7 @@ from socialcredit.errors import UserError
 from socialcredit.store import Run, partial_path
 
 BIN = Path(sys.executable).parent / "socialcredit"
-ENV = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get(
-    "NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".numba_cache"))}
+ENV = dict(os.environ)  # the compile cache is the same one the tests' own process uses
 
 
 def cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -197,3 +196,31 @@ def test_an_interrupted_run_says_how_to_resume_it(tmp_path: Path, monkeypatch: p
     assert code == 0, stderr
     assert Run.open(out).manifest["calendar"]["days"] == 20
     assert not partial_path(out).exists()
+
+
+def test_backend_gpu_without_a_gpu_is_one_sentence_exit_2(tmp_path: Path) -> None:
+    from socialcredit.kernel import gpu_available
+
+    if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0") or gpu_available():
+        pytest.skip("this machine can run the GPU backend")
+    before = tree(tmp_path)
+    res = cli("run", "--backend", "gpu", "--citizens", "500", "--days", "2", "--out", "out",
+              cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--backend gpu needs an NVIDIA GPU" in lines[0], res.stderr
+    assert tree(tmp_path) == before
+
+
+def test_tables_are_whole_when_stdout_is_piped(tmp_path: Path) -> None:
+    # issue 15: piped, Rich assumed 80 columns and cut the tables; now nothing is cut
+    env = {k: v for k, v in ENV.items() if k != "COLUMNS"}
+    command = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "socialcredit"]
+    res = subprocess.run([*command, "policy", "audit", "unified"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    why = ("deducts 50 points, 50 % more for each earlier offence in the year, for each record "
+           "of criticise_government, an act of expression (category speech)")
+    assert any(why in line for line in res.stdout.splitlines()), res.stdout[:2000]
+    assert "\x1b[" not in res.stdout  # no colour codes in a file
+    assert max(len(line) for line in res.stdout.splitlines()) < 1000  # natural width

@@ -143,3 +143,56 @@ def test_cli(runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPa
         code, out, err = cli(["compare", *args], monkeypatch, capsys)
         assert code == 2 and sentence in err and err.count("\n") == 1
         assert "Traceback" not in out + err
+
+
+def test_the_header_names_each_reform_once(runs: dict[str, Path],
+                                           monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(["compare", str(runs["a"]), str(runs["b"])], monkeypatch, capsys)
+    assert code == 0, err
+    header_b = next(line for line in out.splitlines() if line.startswith("B "))
+    assert header_b.count("no_jaywalking_points") == 1, header_b
+    assert header_b.endswith("(unified+no_jaywalking_points)")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_out_writes_every_changed_subject(runs: dict[str, Path], tmp_path: Path, suffix: str,
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    target = tmp_path / f"changed{suffix}"
+    code, out, err = cli(["compare", str(runs["a"]), str(runs["b"]), "--out", str(target)],
+                         monkeypatch, capsys)
+    assert code == 0, err
+    expected = changed_subjects(runs["a"], runs["b"]).tolist()
+    assert len(expected) > 10  # more than the sample the terminal shows
+    assert f"wrote {len(expected):,} changed subjects to {target}" in out
+    tab = pacsv.read_csv(target) if suffix == ".csv" else pq.read_table(target)
+    assert tab.column("subject_id").to_pylist() == expected
+    for col in ("kind", "region", "income_band", "age_band", "grade_a", "grade_b",
+                "points_a", "points_b", "denied_a", "denied_b"):
+        assert col in tab.column_names, col
+    rows = {r["subject_id"]: r for r in tab.to_pylist()}
+    a = Run.open(runs["a"])
+    sid = expected[0]
+    assert rows[sid]["points_a"] == (a.sql("SELECT coalesce(sum(points), 0) AS p FROM ledger "
+                                           "WHERE subject_id = ?", [sid]).to_pylist()[0]["p"])
+    assert rows[sid]["income_band"] == a.sql("SELECT income_band FROM subjects WHERE "
+                                             "subject_id = ?", [sid]).to_pylist()[0]["income_band"]
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_out_refuses_what_it_cannot_write(runs: dict[str, Path], tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = str(runs["a"]), str(runs["b"])
+    for target, words in ((tmp_path / "x.xlsx", "name a .csv or a .parquet file"),
+                          (tmp_path / "no" / "x.csv", "does not exist")):
+        code, out, err = cli(["compare", a, b, "--out", str(target)], monkeypatch, capsys)
+        assert code == 2 and words in err and err.count("\n") == 1, err
+    code, out, err = cli(["compare", a, str(runs["plain"]), "--out", str(tmp_path / "x.csv")],
+                         monkeypatch, capsys)
+    assert code == 2 and "has no ledger" in err
+    assert not any(tmp_path.iterdir())

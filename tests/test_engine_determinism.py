@@ -195,7 +195,7 @@ def test_a_resumed_run_is_the_uninterrupted_run(tmp_path: Path) -> None:
     resumed = simulate(sc, out=cut, resume=True, **kw)
     a, b = Run.open(full), Run.open(resumed)
     assert a.tables() == b.tables() == sorted(
-        ["daily", "records", "ledger", "list_events", "decisions", "snapshots"])
+        ["daily", "records", "ledger", "list_events", "decisions", "snapshots", "subjects"])
     for name in a.tables():
         ta, tb = a.table(name), b.table(name)
         assert ta.num_rows > 0, name

@@ -20,7 +20,6 @@ ROOT = HERE.parent
 
 def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
     env.pop("NUMBA_ENABLE_CUDASIM", None)
     env.update(extra)
     return env

@@ -67,3 +67,25 @@ def test_diff(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str
     assert code == 0 and "the same rules" in out
     code, out, _ = run(["policy", "diff", "national", "unified"], monkeypatch, capsys)
     assert code == 0 and "added" in out and "removed" in out
+
+
+def test_check_a_folder_of_policies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the folder of shipped policies: the national folder is one policy, the rest are files
+    code, out, err = run(["policy", "check", str(POLICIES_DIR)], monkeypatch, capsys)
+    assert code == 0, out + err
+    assert out.count("ok") == len(list(POLICIES_DIR.glob("*.yaml"))) + 1 + len(
+        list((POLICIES_DIR / "reforms").glob("*.yaml")))
+    assert f"ok   {POLICIES_DIR / 'national'}\n" in out
+    mine = tmp_path / "mine"
+    (mine / "deeper").mkdir(parents=True)
+    (mine / "deeper" / "bad.yaml").write_text("name: bad\nkind: baseline\nscores: {}\n",
+                                             encoding="utf-8")
+    (mine / "notes.txt").write_text("not a policy", encoding="utf-8")
+    code, out, err = run(["policy", "check", str(mine)], monkeypatch, capsys)
+    assert code == 2 and "bad.yaml, line 3: unknown key 'scores'" in out
+    assert err.strip() == "error: 1 of 1 policy failed the check"
+    (tmp_path / "empty").mkdir()
+    code, out, err = run(["policy", "check", str(tmp_path / "empty")], monkeypatch, capsys)
+    assert code == 2 and err.strip().startswith("error: the folder") and "holds no policy" in err

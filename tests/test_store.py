@@ -137,29 +137,42 @@ def test_a_moved_or_copied_run_opens_from_any_directory(
     assert Run.open(".").table("records").equals(expected)
 
 
-def test_plain_duckdb_needs_the_run_directory_as_working_directory(
+def test_plain_duckdb_opens_run_duckdb_from_any_working_directory(
     run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # What docs/run-directory.md tells users of the duckdb CLI and other clients.
+    # What docs/run-directory.md tells users of the duckdb CLI and other clients (issue 15):
+    # from the run directory, from an unrelated one, and from inside another run.
+    other = write_run(tmp_path / "other", seed=2)
+    for cwd in (run_dir, tmp_path, other):
+        monkeypatch.chdir(cwd)
+        con = duckdb.connect(str(run_dir / "run.duckdb"), read_only=True)
+        assert con.sql("SELECT count(*) FROM records").fetchall() == [(40,)]
+        assert con.sql("SELECT min(subject_id) FROM records").fetchall() == [(100,)]
+        con.close()
     monkeypatch.chdir(run_dir)
     con = duckdb.connect("run.duckdb", read_only=True)
     assert con.sql("SELECT count(*) FROM records").fetchall() == [(40,)]
     con.close()
+
+
+def test_a_run_with_relative_views_still_opens(run_dir: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # runs written before issue 15 hold relative views (and so does one killed in finish()
+    # between the rename and the absolute views)
+    from socialcredit.recorder import _write_views
+
+    expected = Run.open(run_dir).table("records")
+    _write_views(run_dir, {"daily": "daily/", "records": "records/"})
     monkeypatch.chdir(tmp_path)
-    con = duckdb.connect(str(run_dir / "run.duckdb"), read_only=True)
-    with pytest.raises(duckdb.IOException):
-        con.sql("SELECT count(*) FROM records").fetchall()
-    con.execute(f"SET file_search_path = '{run_dir}'")
-    assert con.sql("SELECT count(*) FROM records").fetchall() == [(40,)]
-    con.close()
+    assert Run.open(run_dir).table("records").equals(expected)
 
 
-def test_views_are_relative_and_readable_by_duckdb_1_0(run_dir: Path) -> None:
+def test_views_are_absolute_and_readable_by_duckdb_1_0(run_dir: Path) -> None:
     con = duckdb.connect(str(run_dir / "run.duckdb"), read_only=True)
     views = dict(con.sql("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall())
     assert sorted(views) == ["daily", "records"]
-    assert "read_parquet('records/*.parquet')" in views["records"]
-    assert str(run_dir) not in "".join(views.values())
+    assert f"read_parquet('{run_dir.resolve()}/records/*.parquet')" in views["records"]
+    assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
     tags = dict(con.sql("SELECT database_name, tags FROM duckdb_databases()").fetchall())
     assert tags["run"]["storage_version"] == "v1.0.0+"
     con.close()

@@ -358,8 +358,17 @@ def test_cli_sweep_runs_and_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     out = tmp_path / "out"
     monkeypatch.setattr(sys, "argv", ["socialcredit", "sweep", str(path), "--out", str(out)])
     cli.main()
-    assert "finished" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "finished" in printed
     assert len(list((out / "runs").iterdir())) == 2
+    # the results: printed (one row per run, with its parameters) and stored (results.csv)
+    import pyarrow.csv as pacsv
+
+    results = pacsv.read_csv(out / "results.csv")
+    names = sorted(p.name for p in (out / "runs").iterdir())
+    assert results.column("run").to_pylist() == names
+    assert {"seed", "replicate", "decisions", "wrongful_share"} <= set(results.column_names)
+    assert "results of sweep" in printed and all(n in printed for n in names)
 
     # a failing run: reported on stderr, exit code 1; the same command retries it
     victim = next((out / "runs").iterdir())

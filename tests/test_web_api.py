@@ -277,6 +277,8 @@ def test_a_run_without_ledger_is_replayed(client: Any) -> None:
     assert r.status_code == 200, r.text
     f = r.json()
     assert f["source"] == "replay" and f["subject_id"] == 17
+    assert f["ledger"] is False  # the page links to no ledger (issue 15)
+    assert client.get("/api/runs/base/subjects/17").json()["ledger"] is True
     assert "ledger" in _plain(client.get("/api/runs/sweep~plain/subjects/17?source=ledger"),
                               404)
 
@@ -297,6 +299,32 @@ def test_overview_has_every_chart(client: Any) -> None:
     assert body["filters"] == {"region": None, "group": "all", "start": "2018-01-01",
                                "end": "2018-03-01"}
     assert {r["group"] for r in body["disparity"]} >= {"income:0", "urban", "rural"}
+
+
+def test_charts_people_can_read(client: Any, base: Any) -> None:
+    # issue 15, item 6: values on hover, one grade scale per legend group, a disparity heat
+    # map whose cells carry the numbers and the counts behind them
+    figs = client.get("/api/runs/base/overview").json()["figures"]
+    for name in ("scores", "grades", "lists", "decisions", "disparity"):
+        for trace in figs[name]["data"]:
+            assert "%{y" in trace.get("hovertemplate", "") or trace["type"] == "heatmap", name
+    scales = base.manifest["policy"]["grades"]
+    grades = figs["grades"]["data"]
+    assert grades
+    for trace in grades:
+        region = trace["legendgroup"]
+        assert trace["x"] == [region] and trace["legendgrouptitle"]["text"] == region
+        assert trace["name"] in scales[region]["citizen"]
+    assert len({t["legendgroup"] for t in grades}) >= 2  # two scales, two groups
+    (heat,) = figs["disparity"]["data"]
+    assert heat["type"] == "heatmap" and len(heat["x"]) == 3
+    body = client.get("/api/runs/base/overview").json()
+    rows = body["disparity"]
+    assert heat["y"] == [r["label"] for r in rows]
+    for r, text in zip(rows, heat["text"], strict=True):
+        assert text[2] == f"{r['listed_per_1000']:,.1f} ({r['listed']:,} of {r['subjects']:,})"
+        if r["decisions"]:
+            assert f"of {r['decisions']:,})" in text[0]
 
 
 @pytest.mark.parametrize("params", [
@@ -592,6 +620,54 @@ def test_assets_are_local(client: Any) -> None:
     assert js.status_code == 200 and len(js.content) > 1_000_000
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/static/app.css").headers["content-type"].startswith("text/css")
+
+
+def test_downloads_of_tables_lists_and_comparisons(client: Any, base: Any) -> None:
+    # issue 15, item 3: every table view as CSV and Parquet, bounded, streamed from a file
+    import io
+
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    r = client.get("/api/runs/base/tables/decisions.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert 'filename="base-decisions.csv"' in r.headers["content-disposition"]
+    assert r.headers["x-rows-limit"] == "1000000"
+    tab = pacsv.read_csv(io.BytesIO(r.content))
+    assert tab.num_rows == min(1_000_000, base.manifest["row_counts"]["decisions"])
+    r = client.get("/api/runs/base/tables/ledger.parquet?subject=12")
+    assert r.status_code == 200
+    mine = pq.read_table(io.BytesIO(r.content))
+    assert set(mine.column("subject_id").to_pylist()) <= {12}
+    assert mine.num_rows == base.table("ledger", where="subject_id = 12").num_rows
+    members = client.get("/api/runs/base/lists/honour_roll?page_size=200").json()
+    r = client.get("/api/runs/base/lists/honour_roll/members.csv")
+    assert r.status_code == 200
+    whole = pacsv.read_csv(io.BytesIO(r.content))
+    assert whole.num_rows == members["total"]
+    assert {"subject_id", "since", "income_band", "age_band", "region"} <= set(whole.column_names)
+    r = client.get("/api/compare/base/reform/changed.parquet")
+    assert r.status_code == 200
+    changed = pq.read_table(io.BytesIO(r.content))
+    assert {"subject_id", "grade_a", "grade_b", "income_band"} <= set(changed.column_names)
+    for path, words in (("/api/runs/base/tables/nope.csv", "no table"),
+                        ("/api/runs/base/lists/nope/members.csv", "no list"),
+                        ("/api/runs/sweep~plain/lists/honour_roll/members.csv", "ledger"),
+                        ("/api/compare/base/sweep~plain/changed.csv", "ledger")):
+        r = client.get(path)
+        assert r.status_code == 404 and words in r.json()["detail"], (path, r.text)
+    assert client.get("/api/runs/base/tables/daily.xlsx").status_code == 422
+
+
+def test_the_api_page_is_served_from_the_package(client: Any) -> None:
+    # issue 15: /api/docs was FastAPI's Swagger UI page, whose assets came from a CDN
+    r = client.get("/api/docs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert 'data-page="api"' in r.text
+    assert "http://" not in r.text and "https://" not in r.text  # no CDN
+    assert "<script>" not in r.text  # no inline script: the content policy forbids it
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    assert "pageApi" in client.get("/static/app.js").text
 
 
 def test_serve_command_binds_to_localhost(runs_folder: Path, monkeypatch: Any) -> None:

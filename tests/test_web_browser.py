@@ -227,3 +227,67 @@ def test_unknown_subject_shows_a_plain_404(page: Any) -> None:
     assert response is not None and response.status == 404
     assert "has no subject" in page.locator("#message").inner_text()
     page.problems.clear()  # the 404 itself is logged by the console
+
+
+def test_the_api_page_lists_the_operations_offline(page: Any, server: str, shots: Path) -> None:
+    # Swagger UI from the package (issue 15): nothing from another host, nothing the
+    # content policy blocks, and every documented operation on the page
+    outside: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith(server) else outside.append(r.url))
+    page.goto("/api/docs")
+    _ready(page)
+    text = page.locator("#ops").inner_text()
+    for path in ("/api/runs", "/api/runs/{run}", "/api/runs/{run}/subjects/{subject}"):
+        assert f"GET {path}\n" in text + "\n"
+    assert page.locator("section.operation").count() >= 8
+    assert page.locator("section.schema#schema-CreditFile").count() == 1
+    # try one: the manifest of a run, fetched from the page
+    op = page.locator("section.operation", has=page.locator("code", has_text="/api/runs/{run}")).first
+    op.locator("summary").click()
+    op.locator("input[data-name='run']").fill("base")
+    op.locator("button[type=submit]").click()
+    op.locator("pre.try-out", has_text="→ 200").wait_for(timeout=30_000)
+    page.screenshot(path=str(shots / "api-docs.png"), full_page=False)
+    assert outside == [] and page.problems == []
+
+
+def test_slow_pages_say_they_are_loading(page: Any) -> None:
+    seen: list[str] = []
+
+    def slow(route: Any) -> None:
+        seen.append(page.locator("#loading").inner_text())
+        route.continue_()
+
+    page.route("**/api/runs/base/overview*", slow)
+    page.route("**/api/compare/base/reform*", slow)
+    page.goto("/runs/base")
+    _ready(page)
+    page.goto("/compare?a=base&b=reform")
+    _ready(page)
+    assert any("Loading the charts" in s for s in seen), seen
+    assert any("Comparing the two runs" in s for s in seen), seen
+    assert page.locator("#loading").is_hidden()
+    assert page.problems == []
+
+
+def test_every_table_view_offers_downloads(page: Any) -> None:
+    page.goto("/runs/base/lists?list=honour_roll")
+    _ready(page)
+    link = page.locator("#downloads a", has_text="CSV").first
+    href = link.get_attribute("href")
+    assert href is not None and "/members.csv" in href
+    response = page.request.get(href)
+    assert response.status == 200 and response.text().startswith("subject_id,")
+    for path in ("/runs/base", "/runs/base/subjects/4", "/compare?a=base&b=reform"):
+        page.goto(path)
+        _ready(page)
+        assert page.locator("#downloads a", has_text="Parquet").count() >= 1, path
+    assert page.problems == []
+
+
+def test_a_run_without_ledger_links_to_no_ledger(page: Any) -> None:
+    page.goto("/runs/sweep~plain/subjects/17")
+    _ready(page)
+    assert page.locator("a[href='?source=ledger']").count() == 0
+    assert "made without --ledger" in page.locator("#no-ledger").inner_text()
+    assert page.problems == []

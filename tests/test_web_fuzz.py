@@ -35,7 +35,10 @@ OPERATIONS = [
     "/api/runs", "/api/runs/{run}", "/api/runs/{run}/overview",
     "/api/runs/{run}/subjects/{subject}", "/api/runs/{run}/lists",
     "/api/runs/{run}/lists/{name}", "/api/runs/{run}/policy", "/api/compare/{run_a}/{run_b}",
+    "/api/runs/{run}/tables/{table}.{fmt}", "/api/runs/{run}/lists/{name}/members.{fmt}",
+    "/api/compare/{run_a}/{run_b}/changed.{fmt}",
 ]
+TABLES = ("decisions", "subjects", "snapshots", "ledger")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,8 @@ def _real(path: str, k: int) -> dict[str, str]:
     """Path parameters naming real things of the runs folder."""
     params = {"run": RUNS[k % len(RUNS)], "run_a": RUNS[k % len(RUNS)],
               "run_b": RUNS[(k + 1) % len(RUNS)], "subject": SUBJECTS[k % len(SUBJECTS)],
-              "name": LISTS[k % len(LISTS)]}
+              "name": LISTS[k % len(LISTS)], "table": TABLES[k % len(TABLES)],
+              "fmt": ("csv", "parquet")[k % 2]}
     return {n: v for n, v in params.items() if "{" + n + "}" in path}
 
 

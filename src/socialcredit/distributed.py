@@ -360,7 +360,7 @@ def _run(client: Any, model: Any, *, out_path: Path, ledger: bool, progress: Pro
          where: str, t_start: float, t_built: float) -> Path:
     from socialcredit.engine import Shard
     from socialcredit.recorder import RunWriter
-    from socialcredit.run import DayRecorder, run_tables
+    from socialcredit.run import DayRecorder, run_tables, writes_subjects
 
     workers = worker_addresses(client)
     backend = worker_backend(client, backend)  # before the run directory is begun
@@ -403,7 +403,7 @@ def _run(client: Any, model: Any, *, out_path: Path, ledger: bool, progress: Pro
                                       pure=False, **home(k)))
         pending.append(outs)
 
-    with RunWriter(out_path, tables=run_tables(ledger)) as writer:
+    with RunWriter(out_path, tables=run_tables(ledger, writes_subjects(model))) as writer:
         rec = DayRecorder(model, writer, ledger=ledger)
         submitted = 0
         for b, (t0, t1) in enumerate(blocks):

@@ -282,6 +282,11 @@ class RunWriter:
         _fsync_dir(self.partial_dir)
         os.rename(self.partial_dir, self.out_dir)
         _fsync_dir(self.out_dir.parent)
+        # now that the files are where they stay, point the views at them by absolute path,
+        # so that any DuckDB client opens run.duckdb from any working directory (a kill
+        # before this leaves the relative views, which Run.open reads just as well)
+        with contextlib.suppress(OSError, ImportError):
+            _write_views(self.out_dir, paths, absolute=True)
         self._closed = True
         self._unlock()
         return self.out_dir
@@ -598,16 +603,35 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_views(root: Path, paths: dict[str, str]) -> None:
-    """Create ``root/run.duckdb`` with one view per table over paths relative to ``root``.
+def _write_views(root: Path, paths: dict[str, str], *, absolute: bool = False) -> None:
+    """Create ``root/run.duckdb`` with one view per table over paths relative to ``root``,
+    or, ``absolute``, over the absolute paths of the files in ``root`` (the finished run).
 
     DuckDB binds a view when it is created, resolving relative paths against
-    ``file_search_path`` (else the CWD), and stores the SQL text as written: the relative
-    path, re-resolved by whoever opens the file (see docs/run-directory.md).
+    ``file_search_path`` (else the CWD), and stores the SQL text as written: a relative path
+    is re-resolved by whoever opens the file, an absolute one works from any working
+    directory (see docs/run-directory.md). The file is built aside and renamed into place.
     """
     import duckdb
 
     target = root / DUCKDB_FILE
+    if absolute:
+        building = root / f".{DUCKDB_FILE}.tmp"
+        _remove(building)
+        try:
+            con = duckdb.connect(str(building), config={"storage_compatibility_version": "v1.0.0"})
+        except duckdb.Error:
+            con = duckdb.connect(str(building))
+        try:
+            for name, relative in sorted(paths.items()):
+                glob = quote_literal(str(root.resolve() / table_glob(relative)))
+                con.execute(f"CREATE VIEW {quote_ident(name)} AS SELECT * FROM read_parquet({glob})")
+        finally:
+            con.close()
+        _remove(building.with_name(building.name + ".wal"))
+        os.replace(building, target)
+        _fsync_dir(root)
+        return
     _remove(target)
     # file_search_path is a comma-separated list; a directory whose path has a comma is reached
     # through symlinks in a temporary directory instead.

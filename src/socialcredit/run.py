@@ -8,12 +8,13 @@ last checkpoint to the identical result.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,40 @@ from socialcredit import __version__
 from socialcredit.errors import UserError
 
 ProgressFn = Callable[[int, int], None]
+NoticeFn = Callable[[str], None]
+
+#: What the progress line says while the CPU kernels compile (the first run after an install
+#: or a change to the kernel's sources; later runs load them from the cache).
+COMPILING = "compiling the day kernel, once: about a minute"
+
+
+@contextlib.contextmanager
+def progress_bar(title: str) -> Iterator[tuple[ProgressFn, NoticeFn]]:
+    """A Rich progress bar of days (on stderr, or in the notebook's output) for
+    ``simulate(progress=True)``: yields its ``progress`` and ``notice`` callbacks."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("days"), TimeElapsedColumn(), console=Console(stderr=True)) as bar:
+        task = bar.add_task(title, total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        def notice(text: str) -> None:
+            bar.update(task, description=f"{title}: {text}" if text else title)
+
+        yield progress, notice
+
+
+def cpu_kernels_compiled() -> bool:
+    """Whether a CPU run would load its kernels from the cache rather than compile them."""
+    from socialcredit import population
+    from socialcredit.jitcache import is_compiled
+    from socialcredit.kernel.cpu import run_day
+
+    return is_compiled(run_day, population._generate_into)
 
 #: Days between checkpoints of a run written to disk.
 #: By default a CPU run saves its state at the end of the first day that finds this many
@@ -81,6 +116,31 @@ def check_threads(threads: int | None) -> None:
                         f"here; NUMBA_NUM_THREADS raises it), not {threads}")
 
 
+def with_reforms(scenario: Any, reforms: list[str] | tuple[str, ...]) -> Any:
+    """The scenario with ``reforms`` layered on top of its own, in order (``run --reform``).
+
+    Each is a shipped reform's name or a path to a reform file (relative to the working
+    directory). A reform that does not load, or a policy that is not a reform, is a
+    :class:`UserError` with one sentence, raised before anything runs."""
+    from socialcredit.policy import load_policy
+
+    if not reforms:
+        return scenario
+    names: list[str] = []
+    for ref in reforms:
+        path = Path(ref).expanduser()
+        looks_like_file = path.suffix in (".yaml", ".yml") or "/" in ref or path.exists()
+        if looks_like_file and not path.exists():
+            raise UserError(f"the reform file {ref} does not exist")
+        text = str(path.resolve()) if looks_like_file else ref
+        doc = load_policy(text)
+        if doc.kind != "reform":
+            raise UserError(f"--reform {ref}: the policy {doc.name} is a {doc.kind}, not a reform")
+        names.append(text)
+    merged = list(dict.fromkeys([*scenario.reforms, *names]))
+    return scenario.model_copy(update={"reforms": merged})
+
+
 def check_options(citizens: int | None, days: int | None, threads: int | None,
                   backend: str) -> None:
     if citizens is not None and citizens <= 0:
@@ -91,6 +151,25 @@ def check_options(citizens: int | None, days: int | None, threads: int | None,
         raise UserError(f"--threads must be a positive number, not {threads}")
     if backend not in ("cpu", "gpu", "auto"):
         raise UserError(f"--backend must be cpu, gpu or auto, not {backend!r}")
+
+
+def check_backend_here(backend: str) -> None:
+    """Refuse ``--backend gpu`` in one sentence where this machine cannot run it (no CUDA
+    driver or device, or no numba-cuda), rather than with numba's own text.
+
+    Only for a run in this process: the workers of a Dask cluster may have the GPU that the
+    machine starting the run lacks. numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) runs
+    the GPU backend anywhere."""
+    import os
+
+    from socialcredit.kernel import gpu_available
+
+    if backend != "gpu" or os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"):
+        return
+    if not gpu_available():
+        raise UserError("--backend gpu needs an NVIDIA GPU with its CUDA driver and the [gpu] "
+                        "extra (numba-cuda), and this machine has none; use --backend cpu or "
+                        "auto")
 
 
 def policy_digest(model: Any) -> str:
@@ -173,11 +252,20 @@ def manifest_for(model: Any, *, backend: str, threads: int, ledger: bool, timing
     }
 
 
-def run_tables(ledger: bool) -> dict[str, Any]:
+def writes_subjects(model: Any) -> bool:
+    """Whether the run writes its ``subjects`` table (``recording.subjects``, default yes)."""
+    return bool(getattr(getattr(model.scenario, "recording", None), "subjects", True))
+
+
+def run_tables(ledger: bool, subjects: bool = True) -> dict[str, Any]:
     """The tables of a run directory and their schemas (``daily``'s comes from its first rows)."""
     from socialcredit.recording import SCHEMAS
 
     tables: dict[str, Any] = {"daily": None}
+    if subjects:
+        from socialcredit.subjects import SCHEMA
+
+        tables["subjects"] = SCHEMA
     if ledger:
         for name in ("records", "ledger", "list_events", "decisions", "snapshots"):
             tables[name] = SCHEMAS[name]
@@ -232,8 +320,14 @@ class DayRecorder:
 
     def finish(self, *, backend: str, threads: int, timings: dict, source: str,
                t_start: float, extra: dict[str, Any] | None = None) -> Path:
-        """Write the manifest (with the census) and complete the run directory."""
+        """Write the ``subjects`` table and the manifest (with the census), and complete the
+        run directory."""
         self.flush()
+        if writes_subjects(self.model):
+            from socialcredit.subjects import subject_tables
+
+            for tab in subject_tables(self.model.population.layout):
+                self.writer.append("subjects", tab)
         manifest = manifest_for(self.model, backend=backend, threads=threads, ledger=self.ledger,
                                 timings=timings, census=self.collector.census_dict(),
                                 scenario_source=source)
@@ -247,7 +341,8 @@ class DayRecorder:
 def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: int | None = None,
              citizens: int | None = None, days: int | None = None, threads: int | None = None,
              ledger: bool = False, resume: bool = False, backend: str = "cpu",
-             progress: ProgressFn | None = None,
+             progress: ProgressFn | bool | None = None,
+             notice: NoticeFn | None = None,
              checkpoint_every: int | None = None,
              stop_after: int | None = None) -> Path:
     """Run a scenario and write its run directory; returns the directory's path.
@@ -255,7 +350,11 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
     ``checkpoint_every`` days the state is saved so that an interrupted run can be resumed
     (default: on the CPU about once a minute, ``CHECKPOINT_SECONDS``; never on a GPU).
     ``resume=True`` continues from the last checkpoint, or from the start if the run was cut
-    off before its first. ``stop_after`` (tests) stops after that many days, as a crash would,
+    off before its first. ``progress(done, total)`` is called after every day; ``notice(text)``
+    when the run starts something slow that is not a day (compiling the kernels), and with
+    ``""`` when it is over. ``progress=True`` draws a progress bar instead (Rich's, which
+    works in a terminal and in a Jupyter notebook), saying so while the kernels compile.
+    ``stop_after`` (tests) stops after that many days, as a crash would,
     leaving a partial directory whose last checkpoint ``resume=True`` continues from."""
     from socialcredit.engine import (
         Calendar,
@@ -270,9 +369,18 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
     from socialcredit.recorder import RunWriter
     from socialcredit.recording import snapshot_table
 
+    if progress is True:
+        with progress_bar(f"simulating {getattr(scenario, 'name', scenario)}") as (bar, note):
+            return simulate(scenario, out=out, seed=seed, citizens=citizens, days=days,
+                            threads=threads, ledger=ledger, resume=resume, backend=backend,
+                            progress=bar, notice=notice or note,
+                            checkpoint_every=checkpoint_every, stop_after=stop_after)
+    if progress is False:
+        progress = None
     t_start = time.perf_counter()
     check_options(citizens, days, threads, backend)
     check_threads(threads)
+    check_backend_here(backend)
     sc = load_scenario(scenario, seed=seed, days=days)
     source = str(scenario) if not hasattr(scenario, "name") else sc.name
     out_path = Path(out) if out is not None else default_out(sc.name)
@@ -289,13 +397,17 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
     by_clock = checkpoint_every is None and backend != "gpu"
     if checkpoint_every is None:
         checkpoint_every = 0
+    compiling = notice is not None and backend == "cpu" and not cpu_kernels_compiled()
+    if compiling and notice is not None:
+        notice(COMPILING)
     model = build_model(sc, seed=seed, citizens=citizens, days=days, lazy_population=on_device)
     t_built = time.perf_counter()
     shard = whole(model)
     t0 = 0
     state = None if on_device else new_state(model, shard)
     sim_seconds = 0.0
-    with RunWriter(out_path, tables=run_tables(ledger), resume=resume) as writer:
+    with RunWriter(out_path, tables=run_tables(ledger, writes_subjects(model)),
+                   resume=resume) as writer:
         rec = DayRecorder(model, writer, ledger=ledger)
         if resume:
             cp = writer.latest_checkpoint()
@@ -311,6 +423,8 @@ def simulate(scenario: Any = "default", *, out: str | Path | None = None, seed: 
         t_load = time.perf_counter()
         be = make_backend(backend, model, shard, state, threads=threads, emit=emit)
         load_seconds = time.perf_counter() - t_load
+        if compiling and notice is not None:
+            notice("")
         cal = Calendar(model)
         subject_ids = np.concatenate([np.arange(shard.c_lo, shard.c_hi, dtype=np.int64),
                                       model.n_citizens + np.arange(shard.b_lo, shard.b_hi,

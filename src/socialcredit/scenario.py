@@ -272,6 +272,9 @@ class Recording(_Model):
     """What the recorder keeps beyond the daily aggregates."""
 
     snapshot_every_days: Annotated[int, Field(ge=0)] = 30  # 0: no snapshots
+    # the subjects table (every subject's demographics, one row each); off only for runs so
+    # large that writing a row per subject would cost more than the run itself
+    subjects: bool = True
 
 
 class Scenario(_Model):

@@ -64,9 +64,11 @@ def quote_literal(text: str) -> str:
 class Run:
     """A finished run directory, opened for reading.
 
-    Use :meth:`Run.open`. Queries go through DuckDB over the views of ``run.duckdb``; the
-    connection resolves the views' relative paths against the run directory, whatever the
-    current working directory is, so a run that was moved or copied still opens.
+    Use :meth:`Run.open`. Queries go through DuckDB over the views of ``run.duckdb``, which
+    name the tables' files by absolute path. When the run has moved or been copied since (or
+    was written with relative views, as older versions did), the connection shadows each view
+    with a temporary one over the files where the run is now, so that it opens from any
+    working directory and always reads its own files.
     """
 
     path: Path
@@ -76,7 +78,7 @@ class Run:
         self.path = path
         self.manifest = manifest
         self._con: duckdb.DuckDBPyConnection | None = None
-        self._search_path: str | None = None  # set on every cursor, see _connect
+        self._shadows: list[str] = []  # CREATE TEMP VIEW statements, run on every cursor
         self._lock = threading.Lock()
 
     @classmethod
@@ -160,8 +162,8 @@ class Run:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A new read-only connection to the run (close it when done), for use in one thread."""
         cursor = self.connection().cursor()
-        if self._search_path is not None:
-            cursor.execute(f"SET file_search_path = {quote_literal(self._search_path)}")
+        for statement in self._shadows:  # temporary views belong to one connection
+            cursor.execute(statement)
         return cursor
 
     def sql(self, query: str, params: list[Any] | None = None) -> pa.Table:
@@ -177,6 +179,16 @@ class Run:
             return to_arrow() if to_arrow is not None else relation.arrow()
         finally:
             cursor.close()
+
+    def query(self, query: str, params: list[Any] | None = None) -> duckdb.DuckDBPyRelation:
+        """Run ``query`` and return DuckDB's relation, for notebooks: ``.df()`` gives a pandas
+        DataFrame, ``.pl()`` a polars one, ``.arrow()`` Arrow, ``.fetchall()`` tuples, and
+        printing it shows the first rows as a table. (pandas and polars are needed only by
+        the calls that return them.)
+
+        The relation belongs to the run's shared connection (:meth:`connection`): use it in
+        one thread, and :meth:`sql` where a plain Arrow table is wanted."""
+        return self.connection().sql(query, params=params)
 
     def table(
         self,
@@ -237,22 +249,20 @@ class Run:
     def _connect(self) -> duckdb.DuckDBPyConnection:
         import duckdb
 
-        base = str(self.path)
-        if "," not in base:
-            # The views of run.duckdb hold paths relative to the run directory. DuckDB resolves
-            # a relative path against file_search_path when set (else against the CWD), so
-            # pointing it at the run directory makes the run open from anywhere. The setting is
-            # per connection (SET) and cursors do not inherit it, hence _search_path.
-            self._search_path = base
-            con = duckdb.connect(str(self.path / DUCKDB_FILE), read_only=True)
-            con.execute(f"SET file_search_path = {quote_literal(base)}")
-            return con
-        # file_search_path is a comma-separated list, so it cannot name this directory: build
-        # the same views over absolute paths in a private in-memory database instead.
-        con = duckdb.connect(":memory:")
+        con = duckdb.connect(str(self.path / DUCKDB_FILE), read_only=True)
+        stored = dict(con.sql("SELECT view_name, sql FROM duckdb_views() "
+                              "WHERE NOT internal AND database_name = current_database()"
+                              ).fetchall())
+        shadows = []
         for name, relative in self._table_paths().items():
             if not TABLE_NAME.match(name):
                 continue
             target = quote_literal(str(self.path / table_glob(relative)))
-            con.execute(f"CREATE VIEW {quote_ident(name)} AS SELECT * FROM read_parquet({target})")
+            if f"read_parquet({target})" not in str(stored.get(name, "")):
+                # moved, copied, or relative views: read the files where the run is now
+                shadows.append(f"CREATE TEMP VIEW {quote_ident(name)} AS "
+                               f"SELECT * FROM read_parquet({target})")
+        for statement in shadows:
+            con.execute(statement)
+        self._shadows = shadows
         return con

@@ -12,6 +12,7 @@ runs; nothing runs or is written before that succeeds.
     ├── sweep.json            the plan: base scenario, parameters, and every run
     ├── status.json           what the last execution left unfinished, and why
     ├── sweep.duckdb          a view ``summary`` over summary/*.parquet
+    ├── results.csv           the same rows in one file: one per finished run, by name
     ├── summary/part-NAME.parquet   one row of headline metrics per finished run
     └── runs/NAME/            one run directory per run (DESIGN 8)
 
@@ -73,6 +74,7 @@ STATUS_FILE = "status.json"
 SUMMARY_DIR = "summary"
 RUNS_DIR = "runs"
 DUCKDB_FILE = "sweep.duckdb"
+RESULTS_FILE = "results.csv"
 #: Parameters that are not scenario fields: ``citizens`` rescales the regions, as ``--citizens``.
 EXTRA_PARAMETERS = ("citizens",)
 #: Headline metrics of each run, from :func:`socialcredit.summary.summarize`.
@@ -622,6 +624,10 @@ class SweepResult:
     skipped: list[str] = field(default_factory=list)  # finished before it
     failed: dict[str, str] = field(default_factory=dict)  # name -> one sentence
     seconds: float = 0.0
+    #: one row per finished run (this execution's and earlier ones'), by name: the run, its
+    #: replicate, seed and varied parameters, then its headline figures (``results.csv``)
+    results: Any = None
+    parameters: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -695,6 +701,8 @@ def run_sweep(file: str | Path | SweepPlan, *, out: str | Path | None = None,
         else:
             _run_on_dask(client, todo, retries, report)
         _write_views(root)
+        result.results = _write_results(root)
+        result.parameters = [p for p in plan.parameters if p != "seed"]
         _write_json(root / STATUS_FILE, {
             "runs": len(plan.runs),
             "finished": len(plan.runs) - len(result.failed),
@@ -844,6 +852,32 @@ def _write_summary_row(task: dict[str, Any], out: Path) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     pq.write_table(pa.table(cols), tmp)
     os.replace(tmp, target)
+
+
+def _write_results(root: Path) -> Any:
+    """``results.csv``: every summary row, sorted by run name, in one file (for spreadsheets);
+    returns them as a pyarrow Table, or None before any run finished."""
+    import duckdb
+    import pyarrow.csv as pacsv
+
+    from socialcredit.store import quote_literal
+
+    if not any((root / SUMMARY_DIR).glob("*.parquet")):
+        return None
+    con = duckdb.connect(":memory:")
+    try:
+        glob = quote_literal(str(root / SUMMARY_DIR / "*.parquet"))
+        rel = con.sql(f"SELECT * FROM read_parquet({glob}, union_by_name = true) ORDER BY run")
+        to_table = getattr(rel, "to_arrow_table", None)
+        table = to_table() if to_table is not None else rel.arrow()
+        if hasattr(table, "read_all"):
+            table = table.read_all()
+    finally:
+        con.close()
+    tmp = root / f".{RESULTS_FILE}.tmp"
+    pacsv.write_csv(table, tmp)
+    os.replace(tmp, root / RESULTS_FILE)
+    return table
 
 
 def _write_json(path: Path, value: Any) -> None:

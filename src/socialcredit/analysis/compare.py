@@ -342,3 +342,95 @@ def compare_runs(run_a: str | Path | Run, run_b: str | Path | Run) -> dict[str, 
         "aggregate": aggregate_diff(a, b),
         "subjects": subject_diff(a, b),
     }
+
+
+# --- the changed subjects, whole, to a file ---------------------------------------------------
+
+#: Columns of the ``subjects`` table that an export of changed subjects carries.
+DEMOGRAPHICS = ("kind", "region", "household", "income_band", "education_band", "age_band",
+                "urban", "sector", "size_band", "representative", "uscc")
+EXPORT_FORMATS = {".csv": "csv", ".parquet": "parquet"}
+
+
+def export_format(out: Path) -> str:
+    """``csv`` or ``parquet`` from a file's suffix; anything else is a :class:`UserError`."""
+    fmt = EXPORT_FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise UserError(f"cannot write {out}: name a .csv or a .parquet file")
+    if not out.parent.is_dir():
+        raise UserError(f"cannot write {out}: the folder {out.parent} does not exist")
+    return fmt
+
+
+def _per_subject(run: Run) -> dict[str, Any]:
+    """Per subject of one run: points, denials, wrongful denials, list entries, and the last
+    snapshot's score, grade and lists."""
+    names = list((run.manifest.get("policy") or {}).get("lists") or [])
+    out = {
+        "pts": run.sql("SELECT subject_id, sum(points)::BIGINT AS points FROM ledger GROUP BY 1"),
+        "dec": run.sql("SELECT subject_id, count(*) FILTER (WHERE outcome = 'denied') AS denied, "
+                       "count(*) FILTER (WHERE wrongful) AS wrongful FROM decisions GROUP BY 1"),
+        "ent": run.sql("SELECT subject_id, count(*) AS list_entries FROM list_events "
+                       "WHERE event = 'enter' GROUP BY 1"),
+    }
+    if run.has("snapshots"):
+        out["snap"] = run.sql(f"SELECT subject_id, score, grade, {_list_names_sql(names)} AS lists "
+                              "FROM snapshots WHERE day = (SELECT max(day) FROM snapshots)")
+    return out
+
+
+def export_changed(run_a: str | Path | Run, run_b: str | Path | Run, out: str | Path) -> int:
+    """Write every subject whose story differs between two ledger runs to ``out`` (CSV or
+    Parquet, by its suffix), one row each with its demographics (from the ``subjects`` table
+    where the run has one) and, for A and B, its last score, grade and lists, net points,
+    denials, wrongful denials and list entries. Returns the number of rows.
+
+    DuckDB streams the rows to a temporary file beside ``out``, renamed into place at the
+    end, so a failure leaves no half-written file."""
+    import os
+
+    out = Path(out)
+    fmt = export_format(out)
+    a, b = open_run(run_a), open_run(run_b)
+    check_comparable(a, b)
+    _need_ledgers(a, b)
+    con = _memory(a, b)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        con.register("changed", _arrow(con.sql(_CHANGED)))
+        select = ["c.subject_id"]
+        joins = []
+        if a.has("subjects"):
+            have = set(a.columns("subjects"))
+            cols = [c for c in DEMOGRAPHICS if c in have]
+            con.register("demo", a.sql(f"SELECT subject_id, {', '.join(cols)} FROM subjects"))
+            select += [f"d.{c}" for c in cols]
+            joins.append("LEFT JOIN demo d ON d.subject_id = c.subject_id")
+        else:
+            ncit = int((a.manifest.get("population") or {}).get("citizens", 0))
+            select.append(f"CASE WHEN c.subject_id < {ncit} THEN 'citizen' ELSE 'business' END "
+                          "AS kind")
+        for tag, run in (("a", a), ("b", b)):
+            parts = _per_subject(run)
+            for key, tab in parts.items():
+                con.register(f"{key}_{tag}", tab)
+                joins.append(f"LEFT JOIN {key}_{tag} ON {key}_{tag}.subject_id = c.subject_id")
+            if "snap" in parts:
+                select += [f"snap_{tag}.score AS score_{tag}", f"snap_{tag}.grade AS grade_{tag}",
+                           f"snap_{tag}.lists AS lists_{tag}"]
+            select += [f"coalesce(pts_{tag}.points, 0) AS points_{tag}",
+                       f"coalesce(dec_{tag}.denied, 0) AS denied_{tag}",
+                       f"coalesce(dec_{tag}.wrongful, 0) AS wrongful_{tag}",
+                       f"coalesce(ent_{tag}.list_entries, 0) AS list_entries_{tag}"]
+        query = (f"SELECT {', '.join(select)} FROM changed c {' '.join(joins)} "
+                 "ORDER BY c.subject_id")
+        options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER"
+        target = str(tmp).replace("'", "''")
+        con.execute(f"COPY ({query}) TO '{target}' ({options})")
+        n = int(con.sql("SELECT count(*) FROM changed").fetchall()[0][0])
+        os.replace(tmp, out)
+        return n
+    finally:
+        con.close()
+        if tmp.exists():
+            tmp.unlink()

@@ -195,6 +195,9 @@ class _Story:
         self.region = int(self.pop.region[self.sid])
         self.kind = 0 if self.sid < self.C else 1
         self.states = {j: _State() for j in replay.members}
+        # the subject's own list events and records of the burn-in (not told, but they say
+        # why it is on a list when the reported days begin): (day, event)
+        self.burn_in_log: list[tuple[int, dict[str, Any]]] = []
         self.epochs = np.asarray(self.pol.epoch_start, dtype=np.int64)
         self.measure_refs = _measure_references(replay.run)
         self.rule_refs = list(self.pol.rule_references)
@@ -331,8 +334,32 @@ class _Story:
                    "wrongful": bool(d)}
             if c >= 0 and tell and subj == self.sid:
                 out.update(self.cause(c, day, before))
-        if not tell or subj != self.sid:
+        if subj != self.sid:
             return None
+        if not tell:
+            if out is not None and out["type"] in ("list", "record"):
+                self.burn_in_log.append((day, out))
+            return None
+        return out
+
+    def listed_since_burn_in(self) -> list[dict[str, Any]]:
+        """For each list the subject is on when the reported days begin, the burn-in entry
+        that put it there: day, rule, reference, whether a false record caused it, and the
+        subject's records of that day (the record that triggered the entry among them)."""
+        held = set(self.states[self.sid].lists)
+        out = []
+        for k in sorted(held):
+            name = self.pol.list_names[k]
+            entry = next(((d, e) for d, e in reversed(self.burn_in_log)
+                          if e["type"] == "list" and e["list"] == name and e["event"] == "enter"),
+                         None)
+            if entry is None:
+                continue
+            day, e = entry
+            records = [r for d, r in self.burn_in_log if d == day and r["type"] == "record"]
+            out.append({"list": name, "day": date_of(day).isoformat(), "reason": e["reason"],
+                        "reference": e["reference"], "false_caused": e["false_caused"],
+                        "records": records})
         return out
 
     def run(self) -> dict[str, Any]:
@@ -343,6 +370,7 @@ class _Story:
         for t in range(m.total_days):
             if t == m.burn_in:
                 at_start = self.state_view(sid)
+                at_start["listed_in_burn_in"] = self.listed_since_burn_in()
             ev = self.r.events[t]
             if ev.shape[0] == 0:
                 continue
@@ -358,6 +386,7 @@ class _Story:
                 days.append({"day": date_of(day).isoformat(), "events": told})
         if at_start is None:
             at_start = self.state_view(sid)
+            at_start["listed_in_burn_in"] = self.listed_since_burn_in()
         return {"days": days, "at_start": at_start, "at_end": self.state_view(sid)}
 
 

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
 
 def _console() -> Console:
-    from rich.console import Console
+    from socialcredit.commands import output_console
 
-    return Console(highlight=False)
+    return output_console(highlight=False)
 
 
 def _json(obj: Any) -> None:
@@ -149,8 +149,17 @@ def print_story(story: dict[str, Any], console: Console) -> None:
                  "burn-in, replayed but not shown)")
     console.print(Panel(x("\n".join(lines)), title=f"[bold]{x(who)}[/bold]", expand=False))
     console.print(f"[bold]On {p['start']}:[/bold] {x(_state_text(story['at_start']))}")
+    for e in story["at_start"].get("listed_in_burn_in") or []:
+        records = "; ".join(f"{r['act']} seen by {r['channel']}"
+                            + ("" if r["true_record"] else " (a false record)")
+                            for r in e["records"])
+        console.print(x(f"  on {e['list']} since {e['day']} (burn-in): {e['reason']}"
+                        + (f" [{e['reference']}]" if e["reference"] else "")
+                        + (", caused by a false record" if e["false_caused"] else "")
+                        + (f"; that day's records: {records}" if records else "")))
     if story["days"]:
-        table = Table(show_header=True, header_style="bold", show_lines=False, expand=True)
+        table = Table(show_header=True, header_style="bold", show_lines=False,
+                      expand=console.is_terminal)
         table.add_column("day", no_wrap=True)
         table.add_column("what happened", ratio=1)
         for day in story["days"]:
@@ -200,15 +209,28 @@ def compare_command(
     run_a: Path = typer.Argument(..., help="The first run directory."),
     run_b: Path = typer.Argument(..., help="The second run (same population and seed)."),
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+    out: Path | None = typer.Option(
+        None, "--out", metavar="FILE",
+        help="Also write every subject whose story differs (not a sample) to FILE, .csv or "
+             ".parquet, with its demographics and its figures in A and B (both runs need "
+             "--ledger)."),
 ) -> None:
     """Compare two runs of the same population and seed, subject by subject."""
-    from socialcredit.analysis.compare import compare_runs
+    from socialcredit.analysis.compare import compare_runs, export_changed, export_format
 
+    if out is not None:
+        export_format(out)  # a bad file name is refused before any work
     result = compare_runs(run_a, run_b)
+    n = 0
+    if out is not None:
+        n = export_changed(run_a, run_b, out)
+        result["subjects"]["export"] = {"file": str(out), "subjects": n}
     if json_out:
         _json(result)
     else:
         print_comparison(result, _console())
+        if out is not None:
+            _console().print(f"wrote {n:,} changed subjects to {out}")
 
 
 def _n(v: Any) -> str:
@@ -233,8 +255,9 @@ def print_comparison(c: dict[str, Any], console: Console) -> None:
     a, b = c["a"], c["b"]
 
     def label(r: dict[str, Any]) -> str:
-        reforms = f" + {', '.join(r['reforms'])}" if r["reforms"] else ""
-        return f"{r['path']} ({r['policy']}{reforms})"
+        # the resolved policy's name already lists its layers, reforms included
+        # ("national+no_child_sanctions"), whether a reform was named or given as a path
+        return f"{r['path']} ({r['policy']})"
 
     console.print(f"[bold]A[/bold] {x(label(a))}\n[bold]B[/bold] {x(label(b))}")
     console.print(f"seed {c['seed']}, {c['period']['days']} days from {c['period']['start']}; "

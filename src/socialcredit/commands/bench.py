@@ -15,14 +15,15 @@ def bench_command(
     """Simulate a scenario in memory (aggregates only) and report citizen-days per second."""
     import time
 
-    from rich.console import Console
     from rich.table import Table
 
+    from socialcredit.commands import output_console
     from socialcredit.engine import build_model, run_memory
-    from socialcredit.run import check_options, load_scenario
+    from socialcredit.run import check_backend_here, check_options, load_scenario
 
     check_options(citizens, days, threads, backend)
-    console = Console()
+    check_backend_here(backend)
+    console = output_console()
     t0 = time.perf_counter()
     model = build_model(load_scenario(scenario), citizens=citizens, days=days)
     t1 = time.perf_counter()

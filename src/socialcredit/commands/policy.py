@@ -23,9 +23,9 @@ app = typer.Typer(help="Check, show, compare and audit policies.", no_args_is_he
 
 
 def _console() -> Console:
-    from rich.console import Console
+    from socialcredit.commands import output_console
 
-    return Console(highlight=False, soft_wrap=False)
+    return output_console(highlight=False, soft_wrap=False)
 
 
 def _parse_date(text: str | None) -> dt.date | None:
@@ -39,9 +39,44 @@ def _parse_date(text: str | None) -> dt.date | None:
         raise UserError(f"'{text}' is not a date written YYYY-MM-DD") from None
 
 
+def policies_in(paths: list[Path]) -> list[Path]:
+    """The policies that ``policy check PATH...`` checks, in order.
+
+    A file, a shipped policy's name or a policy folder (one with a ``policy.yaml``) is one
+    policy; any other folder stands for every policy in it: its YAML files and its policy
+    folders, and those of its other subfolders, in name order."""
+    from socialcredit.errors import UserError
+
+    out: list[Path] = []
+
+    def walk(folder: Path) -> None:
+        for child in sorted(folder.iterdir()):
+            if child.name.startswith("."):
+                continue
+            if child.is_dir():
+                if (child / "policy.yaml").is_file():
+                    out.append(child)
+                else:
+                    walk(child)
+            elif child.suffix in (".yaml", ".yml"):
+                out.append(child)
+
+    for p in paths:
+        if p.is_dir() and not (p / "policy.yaml").is_file():
+            before = len(out)
+            walk(p)
+            if len(out) == before:
+                raise UserError(f"the folder {p} holds no policy (no YAML file, no policy folder)")
+        else:
+            out.append(p)
+    return out
+
+
 @app.command()
 def check(
-    files: list[Path] = typer.Argument(..., help="Policy files or folders (or shipped policy names)."),
+    files: list[Path] = typer.Argument(
+        ..., help="Policy files, shipped policy names or folders: a policy folder (with its "
+                  "policy.yaml) is one policy; any other folder, every policy in it."),
 ) -> None:
     """Check policies: each is ok or its first mistake, with file and line."""
     from rich.markup import escape
@@ -51,6 +86,7 @@ def check(
 
     console = _console()
     failed = 0
+    files = policies_in(files)
     for f in files:
         try:
             validate_policy(f)
@@ -90,7 +126,7 @@ def _print_policy(console: Console, policy: ResolvedPolicy) -> None:
     )
     for section, items in policy.sections().items():
         # Three columns (id, values, reference with its source) read well at any width.
-        table = Table(title=_section_title(section), title_justify="left", show_lines=True, expand=True)
+        table = Table(title=_section_title(section), title_justify="left", show_lines=True, expand=console.is_terminal)
         table.add_column("id", style="bold", no_wrap=True)
         table.add_column("values", ratio=2)
         table.add_column("reference and source", ratio=3)
@@ -153,7 +189,7 @@ def diff(
         console.print("The two policies have the same rules.")
         return
     colours = {"added": "green", "removed": "red", "changed": "yellow"}
-    table = Table(show_lines=True, expand=True)
+    table = Table(show_lines=True, expand=console.is_terminal)
     table.add_column("section", no_wrap=True)
     table.add_column("id", style="bold", no_wrap=True)
     table.add_column("change", no_wrap=True)
@@ -194,7 +230,7 @@ def _print_audit(console: Console, policy: str, findings: list[Finding]) -> None
         console.print(f"[green]{escape(policy)}: no rule or measure of this policy touches a right the audit checks.[/green]")
         return
     colours = {"high": "bold red", "medium": "yellow", "low": "dim"}
-    table = Table(title=f"Rights audit of {policy}", title_justify="left", show_lines=True, expand=True)
+    table = Table(title=f"Rights audit of {policy}", title_justify="left", show_lines=True, expand=console.is_terminal)
     table.add_column("severity", no_wrap=True)
     table.add_column("rights", no_wrap=True)
     table.add_column("rule", ratio=2, overflow="fold")

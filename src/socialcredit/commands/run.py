@@ -16,6 +16,10 @@ def run_command(
     days: int | None = typer.Option(None, "--days", help="Days to report (after the burn-in); the run must end by 2099-12-31."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads, 1 to NUMBA_NUM_THREADS (default: all cores)."),
     ledger: bool = typer.Option(False, "--ledger", help="Also write records, ledger, list events, decisions and snapshots."),
+    reform: list[str] = typer.Option(
+        [], "--reform", metavar="NAME|FILE",
+        help="Apply a reform on top of the scenario's policy: a shipped reform's name or a "
+             "reform file (repeatable; applied in order, after the scenario's own reforms)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out, with the seed, days and citizens it was started with."),
     backend: str = typer.Option("cpu", "--backend", help="cpu, gpu or auto (the GPU when one is present; with --scheduler, when every worker has one)."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Run on Dask: local[:N] or a scheduler address."),
@@ -28,13 +32,22 @@ def run_command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from socialcredit.run import check_options, check_out, check_threads, default_out, load_scenario
+    from socialcredit.run import (
+        check_backend_here,
+        check_options,
+        check_out,
+        check_threads,
+        default_out,
+        load_scenario,
+        with_reforms,
+    )
 
     # bad input is refused before the progress bar opens, so the sentence stands alone
     check_options(citizens, days, threads, backend)
     if not scheduler:  # on Dask, threads are per worker and the worker's limit applies
         check_threads(threads)
-    scenario_obj = load_scenario(scenario, seed=seed, days=days)
+        check_backend_here(backend)
+    scenario_obj = with_reforms(load_scenario(scenario, seed=seed, days=days), reform)
     if resume and out is None:
         from socialcredit.errors import UserError
 
@@ -48,24 +61,28 @@ def run_command(
                       MofNCompleteColumn(), TextColumn("days"), TimeElapsedColumn(),
                       console=console, transient=True,
                       disable=not console.is_terminal) as bar:
-            task = bar.add_task(f"simulating {scenario}", total=None)
+            title = f"simulating {scenario}"
+            task = bar.add_task(title, total=None)
 
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
+            def notice(text: str) -> None:
+                bar.update(task, description=f"{title}: {text}" if text else title)
+
             if scheduler:
                 from socialcredit.distributed import simulate_distributed
 
-                path = simulate_distributed(scenario, scheduler=scheduler, out=out, seed=seed,
-                                            citizens=citizens, days=days, ledger=ledger,
-                                            resume=resume, progress=progress, threads=threads,
-                                            backend=backend)
+                path = simulate_distributed(scenario_obj, scheduler=scheduler, out=out,
+                                            seed=seed, citizens=citizens, days=days,
+                                            ledger=ledger, resume=resume, progress=progress,
+                                            threads=threads, backend=backend)
             else:
                 from socialcredit.run import simulate
 
                 path = simulate(scenario_obj, out=out, seed=seed, citizens=citizens, days=days,
                                 threads=threads, ledger=ledger, resume=resume,
-                                backend=backend, progress=progress)
+                                backend=backend, progress=progress, notice=notice)
     except KeyboardInterrupt:
         from socialcredit.errors import Interrupted
 
@@ -73,12 +90,15 @@ def run_command(
         for flag, value in (("--seed", seed), ("--citizens", citizens), ("--days", days)):
             if value is not None:
                 again += [flag, str(value)]
+        for name in reform:
+            again += ["--reform", name]
         again += ["--ledger"] if ledger else []
         again += ["--backend", backend] if backend != "cpu" else []
         raise Interrupted(interrupted_sentence(out, again, scheduler)) from None
+    from socialcredit.commands import output_console
     from socialcredit.summary import summarize
 
-    print_summary(summarize(path), Console())
+    print_summary(summarize(path), output_console())
 
 
 def interrupted_sentence(out: Path | None, again: list[str], scheduler: str | None = None) -> str:

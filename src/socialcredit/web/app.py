@@ -22,6 +22,7 @@ from string import Template
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
+from fastapi import Path as Path_
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -92,6 +93,8 @@ class CreditFile(_Open):
     kind: str
     source: str = Field(..., description="`ledger` (read from the run's tables) or `replay` "
                                          "(replayed from the seed).")
+    ledger: bool = Field(..., description="Whether the run stored its ledger (`--ledger`), so "
+                                          "that the file can be read from it.")
     days: list[dict[str, Any]] = Field(..., description="Each day with its events, in the "
                                                         "order of the day's phases.")
 
@@ -168,7 +171,7 @@ def create_app(runs_folder: str | Path, *, query_seconds: float | None = None) -
             "references and rights audit, and two runs compared. Every endpoint is a GET; "
             "what does not exist gets a 404 with `{\"detail\": \"<plain sentence>\"}`."
         ),
-        docs_url="/api/docs",
+        docs_url=None,  # /api/docs is the explorer's own page (below), served offline
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -314,6 +317,75 @@ def create_app(runs_folder: str | Path, *, query_seconds: float | None = None) -
         return queries.list_members(run_of(run), name, date, page, page_size, region, kind,
                                     false_caused)
 
+    # -- downloads: every table view as CSV or Parquet ----------------------------------------
+
+    def download(make: Any, filename: str, fmt: str) -> Response:
+        import shutil
+        import tempfile
+
+        from starlette.background import BackgroundTask
+
+        folder = tempfile.mkdtemp(prefix="socialcredit-export-")
+        try:
+            path = make(folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        headers = {"X-Rows-Limit": str(queries.EXPORT_ROWS)}
+        return FileResponse(path, media_type=queries.EXPORT_TYPES[fmt], filename=filename,
+                            headers=headers,
+                            background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+
+    @app.get("/api/runs/{run}/tables/{table}.{fmt}", responses=ERRORS, tags=["downloads"],
+             summary="A table of the run as a CSV or Parquet file (one subject's rows with "
+                     "`subject`; at most 1,000,000 rows)",
+             response_class=FileResponse)
+    def api_table_file(
+        run: str, table: str, fmt: str = Path_(..., pattern="^(csv|parquet)$"),
+        subject: str | None = Query(None, max_length=40, description="A subject id or USCC."),
+    ) -> Response:
+        handle = run_of(run)
+        sid = handle.subject(subject) if subject is not None else None
+        name = f"{handle.id.replace('~', '-')}-{table}" + (f"-{sid}" if sid is not None else "")
+        return download(lambda folder: queries.export_table(handle, table, fmt, folder, sid),
+                        f"{name}.{fmt}", fmt)
+
+    @app.get("/api/runs/{run}/lists/{name}/members.{fmt}", responses=ERRORS,
+             tags=["downloads"], response_class=FileResponse,
+             summary="Everyone on a list on a date, with demographics, as a CSV or Parquet "
+                     "file (at most 1,000,000 rows)")
+    def api_list_file(
+        run: str, name: str, fmt: str = Path_(..., pattern="^(csv|parquet)$"),
+        date: str | None = Query(None, max_length=10),
+        region: str | None = Query(None, max_length=100),
+        kind: str | None = Query(None, pattern="^(citizen|business)$"),
+        false_caused: bool | None = Query(None),
+    ) -> Response:
+        handle = run_of(run)
+        return download(lambda folder: queries.export_members(
+            handle, name, fmt, folder, date, region, kind, false_caused),
+            f"{handle.id.replace('~', '-')}-{name}.{fmt}", fmt)
+
+    @app.get("/api/compare/{run_a}/{run_b}/changed.{fmt}", responses=ERRORS,
+             tags=["downloads"], response_class=FileResponse,
+             summary="Every subject whose story differs between two runs, with demographics "
+                     "and figures in both, as a CSV or Parquet file")
+    def api_changed_file(run_a: str, run_b: str,
+                         fmt: str = Path_(..., pattern="^(csv|parquet)$")) -> Response:
+        from socialcredit.analysis.compare import export_changed
+
+        a, b = run_of(run_a), run_of(run_b)
+        a.require_ledger("the changed subjects")
+        b.require_ledger("the changed subjects")
+
+        def make(folder: str) -> str:
+            target = Path(folder) / f"changed.{fmt}"
+            export_changed(a.run, b.run, target)
+            return str(target)
+
+        return download(make, f"{a.id.replace('~', '-')}-vs-{b.id.replace('~', '-')}.{fmt}",
+                        fmt)
+
     @app.get("/api/runs/{run}/policy", responses=ERRORS, tags=["policy"],
              summary="The run's rules for a region and date, with references, and the rights "
                      "audit")
@@ -366,6 +438,13 @@ def create_app(runs_folder: str | Path, *, query_seconds: float | None = None) -
     @app.get("/compare", include_in_schema=False)
     def page_compare() -> HTMLResponse:
         return pages.render("compare", "Compare two runs")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def page_api() -> HTMLResponse:
+        # the explorer's own page over /openapi.json (app.js), not FastAPI's Swagger UI page:
+        # that one loads its assets from a CDN, which offline users cannot reach and the
+        # content policy blocks, and runs an inline script, which the policy forbids too
+        return pages.render("api", "The explorer's API")
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:

@@ -285,7 +285,6 @@ def _grades(handle: RunHandle, cur: duckdb.DuckDBPyConnection, region_id: str | 
     last = params[1]
     width = max((len(_grade_names(handle, r["id"], kind)) for r in handle.regions), default=0)
     present = [k for k in range(width) if f"grade_{k}" in cols]
-    order: list[str] = []
     shares: dict[str, dict[str, float]] = {}
     if present:
         sums = ", ".join(f"sum({quote_ident(f'grade_{k}')}) AS g{k}" for k in present)
@@ -302,13 +301,33 @@ def _grades(handle: RunHandle, cur: duckdb.DuckDBPyConnection, region_id: str | 
             if not graded:
                 continue
             shares[reg["id"]] = {names[k]: (row[f"g{k}"] or 0) / graded for k in ks}
-            order += [names[k] for k in ks if names[k] not in order]
-    for name in order:
-        regs = [r for r in shares if name in shares[r]]
-        data.append({"type": "bar", "name": name, "x": regs,
-                     "y": [round(shares[r][name], 4) for r in regs]})
+    # each region has its own grade scale: its grades form one group of the legend, titled by
+    # the region, coloured from the best (green) to the worst (red) of that scale
+    for region_id_, by_grade in shares.items():
+        reg_id = region_id_
+        scale = list(by_grade)
+        for j, name in enumerate(scale):
+            data.append({"type": "bar", "name": name, "x": [reg_id],
+                         "y": [round(by_grade[name], 4)], "legendgroup": reg_id,
+                         "legendgrouptitle": {"text": reg_id},
+                         "marker": {"color": _scale_colour(j, len(scale))},
+                         "hovertemplate": f"{reg_id}: grade {name}, %{{y:.1%}} of graded "
+                                          f"{kind}s<extra></extra>"})
     return _figure(data, f"Grade shares of graded {kind}s on {last}", barmode="stack",
-                   yaxis={"title": {"text": "share"}, "tickformat": ".0%"})
+                   legend={"groupclick": "toggleitem", "tracegroupgap": 12},
+                   yaxis={"title": {"text": "share of graded subjects"}, "tickformat": ".0%"})
+
+
+def _scale_colour(j: int, n: int) -> str:
+    """Grade ``j`` of a scale of ``n`` (0 = best): from green through yellow to red."""
+    t = j / max(1, n - 1)
+    stops = ((0.0, (26, 152, 80)), (0.5, (254, 224, 139)), (1.0, (215, 48, 39)))
+    for (t0, c0), (t1, c1) in zip(stops, stops[1:], strict=False):
+        if t <= t1:
+            u = (t - t0) / (t1 - t0)
+            r, g, b = (round(a + (z - a) * u) for a, z in zip(c0, c1, strict=True))
+            return f"rgb({r},{g},{b})"
+    return "rgb(215,48,39)"
 
 
 def _lists(cur: duckdb.DuckDBPyConnection, lists: list[str], where: str,
@@ -320,8 +339,10 @@ def _lists(cur: duckdb.DuckDBPyConnection, lists: list[str], where: str,
                  params)
     x = [r["day"].isoformat() for r in rows]
     data = [{"type": "scatter", "mode": "lines", "name": n, "x": x,
-             "y": [r[n] or 0 for r in rows]} for n in lists]
-    return _figure(data, "Subjects on each list", yaxis={"title": {"text": "subjects"}})
+             "y": [r[n] or 0 for r in rows],
+             "hovertemplate": f"%{{x}}: %{{y:,}} subjects on {n}<extra></extra>"} for n in lists]
+    return _figure(data, "Subjects on each list", hovermode="x unified",
+                   yaxis={"title": {"text": "subjects on the list"}, "rangemode": "tozero"})
 
 
 def _decisions(cur: duckdb.DuckDBPyConnection, services: list[str], cols: list[str],
@@ -340,7 +361,8 @@ def _decisions(cur: duckdb.DuckDBPyConnection, services: list[str], cols: list[s
     for o in OUTCOMES:
         data.append({"type": "bar", "name": o.replace("_", "-"), "x": services,
                      "y": [int(row.get(f"{o}_{s}") or 0) for s in services],
-                     "marker": {"color": colours[o]}})
+                     "marker": {"color": colours[o]},
+                     "hovertemplate": f"%{{x}}: %{{y:,}} {o.replace('_', '-')}<extra></extra>"})
     return _figure(data, "Decisions by service and outcome", barmode="group",
                    yaxis={"title": {"text": "decisions (log scale)"}, "type": "log"},
                    xaxis={"tickangle": -40})
@@ -387,7 +409,8 @@ def _wrongful(handle: RunHandle, cur: duckdb.DuckDBPyConnection, region_id: str 
                      "subject through its group, or rests on a false record made before "
                      "the reported days")
         data = [{"type": "bar", "x": [r["channel"] for r in rows], "y": [r["n"] for r in rows],
-                 "marker": {"color": "#d62728"}, "name": "wrongful decisions"}] if rows else []
+                 "marker": {"color": "#d62728"}, "name": "wrongful decisions",
+                 "hovertemplate": "%{x}: %{y:,} wrongful decisions<extra></extra>"}] if rows else []
         return _figure(data, "Wrongful decisions by the channel of the false records",
                        yaxis={"title": {"text": "wrongful decisions"}})
     present = [s for s in services if f"wrongful_{s}" in cols]
@@ -447,29 +470,62 @@ def _disparity(cur: duckdb.DuckDBPyConnection, lists: list[str], services: list[
         lst = sum(int(c["listed"] or 0) for c in mine)
         out.append({
             "group": g, "label": GROUPS[g][0], "subjects": subjects,
-            "decisions": dec, "denied": den, "wrongful": wrong,
+            "decisions": dec, "denied": den, "wrongful": wrong, "listed": lst,
             "denied_per_100_decisions": round(100 * den / dec, 3) if dec else None,
             "wrongful_per_100_denials": round(100 * wrong / den, 3) if den else None,
             "listed_per_1000": round(1000 * lst / subjects, 3),
         })
-    labels = [r["label"].replace("citizens, ", "").replace("businesses, ", "firms, ")
-              for r in out]
-    data = [
-        {"type": "bar", "name": "denied per 100 decisions", "x": labels,
-         "y": [r["denied_per_100_decisions"] for r in out], "marker": {"color": "#d62728"},
-         "offsetgroup": "1"},
-        {"type": "bar", "name": f"on a list per 1,000 on {last}", "x": labels,
-         "y": [r["listed_per_1000"] for r in out], "marker": {"color": "#1f77b4"},
-         "yaxis": "y2", "offsetgroup": "2"},
-    ]
-    fig = _figure(data, "Disparity by group", barmode="group", xaxis={"tickangle": -30},
-                  margin={"l": 60, "r": 70, "t": 72, "b": 48},
-                  legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02,
-                          "yanchor": "bottom"},
-                  yaxis={"title": {"text": "denied per 100 decisions"}},
-                  yaxis2={"title": {"text": "listed per 1,000"}, "overlaying": "y",
-                          "side": "right", "rangemode": "tozero"})
-    return fig, out
+    return _disparity_map(out, cells, last), out
+
+
+#: The disparity map's measures: key of a row, label, the count behind it, its base, the unit.
+DISPARITY_MEASURES = (
+    ("denied_per_100_decisions", "denied per<br>100 decisions", "denied", "decisions", 100),
+    ("wrongful_per_100_denials", "wrongful per<br>100 denials", "wrongful", "denied", 100),
+    ("listed_per_1000", "listed per 1,000<br>(last day)", "listed", "subjects", 1000),
+)
+
+
+def _disparity_map(rows: list[dict[str, Any]], cells: list[dict[str, Any]],
+                   last: dt.date) -> dict[str, Any]:
+    """A heat map of groups (rows) by measure (columns). Each cell's colour is the group's
+    rate over everyone's (1 = the same; one unitless scale for every column), and its text
+    gives the rate with the counts behind it."""
+    if not rows:
+        return _figure([], "Disparity by group")
+    everyone = {
+        "denied": sum(int(c["denied"] or 0) for c in cells),
+        "decisions": sum(int(c["decided"] or 0) for c in cells),
+        "wrongful": sum(int(c["wrongful"] or 0) for c in cells),
+        "listed": sum(int(c["listed"] or 0) for c in cells),
+        "subjects": sum(int(c["subjects"] or 0) for c in cells),
+    }
+    labels = [r["label"] for r in rows]
+    z: list[list[float | None]] = []
+    text: list[list[str]] = []
+    for r in rows:
+        zr: list[float | None] = []
+        tr: list[str] = []
+        for key, _, count, base, per in DISPARITY_MEASURES:
+            value, n, d = r[key], int(r[count]), int(r[base])
+            overall = everyone[count] / everyone[base] * per if everyone[base] else None
+            zr.append(round(value / overall, 3) if value is not None and overall else None)
+            tr.append("–" if value is None else f"{value:,.1f} ({n:,} of {d:,})")
+        z.append(zr)
+        text.append(tr)
+    data = [{"type": "heatmap", "x": [m[1] for m in DISPARITY_MEASURES], "y": labels, "z": z,
+             "text": text, "texttemplate": "%{text}", "textfont": {"size": 11},
+             "zmin": 0, "zmid": 1, "zmax": 2,
+             "colorscale": [[0, "#4575b4"], [0.5, "#f7f7f7"], [1, "#d73027"]],
+             "colorbar": {"title": {"text": "× everyone's rate"}, "tickvals": [0, 0.5, 1, 1.5, 2],
+                          "ticktext": ["0", "0.5", "1 (same)", "1.5", "≥ 2"]},
+             "hovertemplate": "%{y}: %{text}<br>%{z:.2f} × everyone's rate"
+                              "<extra></extra>", "xgap": 2, "ygap": 2}]
+    return _figure(data, f"Disparity by group (lists on {last})",
+                   height=max(400, 60 + 34 * len(rows)),
+                   margin={"l": 60, "r": 20, "t": 48, "b": 40},
+                   xaxis={"tickangle": 0}, yaxis={"autorange": "reversed"})
+
 
 
 # --- lists -------------------------------------------------------------------------------------
@@ -505,6 +561,43 @@ def list_members(handle: RunHandle, name: str, date: str | None = None, page: in
     extension; a subject with no event by then holds what it held when the period began
     (listed during the burn-in): its first later event says so (an exit or extension means
     listed), or, with no event at all, the snapshots' flag."""
+    if not 1 <= page_size <= MAX_PAGE_SIZE or page < 1:
+        raise NotFound(f"pages are numbered from 1 and hold 1 to {MAX_PAGE_SIZE} subjects")
+    query, params, day, reg = _members_sql(handle, name, date, region, kind, false_caused)
+    query += " LIMIT ? OFFSET ?"
+    params = [*params, page_size, (page - 1) * page_size]
+    with bounded(handle.run.cursor()) as cur:
+        rows = fetch(cur, query, params)
+        total = int(rows[0]["total"]) if rows else 0
+        if not rows and page > 1:
+            count = fetch(cur, f"SELECT count(*) AS n FROM ({query.rsplit('ORDER BY', 1)[0]})",
+                          params[:-2])
+            total = int(count[0]["n"])
+    members = []
+    for r in rows:
+        sid = int(r["subject_id"])
+        members.append({
+            "subject_id": sid,
+            "kind": "citizen" if sid < handle.n_citizens else "business",
+            "uscc": handle.uscc(sid),
+            "region": handle.region_of(sid),
+            "since": r["since"].isoformat() if r["since"] else None,
+            "reason": r["reason"],
+            "false_caused": bool(r["false_caused"]),
+        })
+    pages = max(1, -(-total // page_size))
+    return {"run": handle.id, "list": name, "kind": _list_kind(name), "date": day.isoformat(),
+            "total": total, "page": page, "page_size": page_size, "pages": pages,
+            "filters": {"region": reg["id"] if reg else None, "kind": kind or None,
+                        "false_caused": false_caused},
+            "members": members}
+
+
+def _members_sql(handle: RunHandle, name: str, date: str | None, region: str | None,
+                 kind: str | None, false_caused: bool | None
+                 ) -> tuple[str, list[Any], dt.date, dict[str, Any] | None]:
+    """The query of who is on list ``name`` on a date (ordered by subject, no limit), its
+    parameters, the date and the region."""
     lists = list((handle.manifest.get("policy") or {}).get("lists") or [])
     if name not in lists:
         raise NotFound(f"the run {handle.id} has no list {name!r}")
@@ -512,8 +605,6 @@ def list_members(handle: RunHandle, name: str, date: str | None = None, page: in
     reg = handle.region_index(region)
     if kind not in (None, "", "citizen", "business"):
         raise NotFound(f"there is no kind {kind!r}: use citizen or business")
-    if not 1 <= page_size <= MAX_PAGE_SIZE or page < 1:
-        raise NotFound(f"pages are numbered from 1 and hold 1 to {MAX_PAGE_SIZE} subjects")
     handle.require_ledger("who is on a list")
     bit = lists.index(name)
     # without snapshots, a day before the run finds none (subjects listed since the burn-in
@@ -549,33 +640,65 @@ def list_members(handle: RunHandle, name: str, date: str | None = None, page: in
             WHERE subject_id NOT IN (SELECT subject_id FROM ev))
         SELECT subject_id, since, reason, false_caused, count(*) OVER () AS total
         FROM members WHERE {cond}
-        ORDER BY subject_id LIMIT ? OFFSET ?"""
-    params = [name, day, day, first, page_size, (page - 1) * page_size]
-    with bounded(handle.run.cursor()) as cur:
-        rows = fetch(cur, query, params)
-        total = int(rows[0]["total"]) if rows else 0
-        if not rows and page > 1:
-            count = fetch(cur, f"SELECT count(*) AS n FROM ({query.rsplit('ORDER BY', 1)[0]})",
-                          params[:-2])
-            total = int(count[0]["n"])
-    members = []
-    for r in rows:
-        sid = int(r["subject_id"])
-        members.append({
-            "subject_id": sid,
-            "kind": "citizen" if sid < handle.n_citizens else "business",
-            "uscc": handle.uscc(sid),
-            "region": handle.region_of(sid),
-            "since": r["since"].isoformat() if r["since"] else None,
-            "reason": r["reason"],
-            "false_caused": bool(r["false_caused"]),
-        })
-    pages = max(1, -(-total // page_size))
-    return {"run": handle.id, "list": name, "kind": _list_kind(name), "date": day.isoformat(),
-            "total": total, "page": page, "page_size": page_size, "pages": pages,
-            "filters": {"region": reg["id"] if reg else None, "kind": kind or None,
-                        "false_caused": false_caused},
-            "members": members}
+        ORDER BY subject_id"""
+    return query, [name, day, day, first], day, reg
+
+
+# --- exports: CSV and Parquet files of the table views --------------------------------------
+
+#: The most rows one export holds (a table view's download is cut there; the response's
+#: ``X-Rows-Limit`` header says so).
+EXPORT_ROWS = 1_000_000
+EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
+#: Columns of ``subjects`` that a list's export carries (when the run has the table).
+MEMBER_DEMOGRAPHICS = ("region", "kind", "income_band", "education_band", "age_band", "urban",
+                       "sector", "size_band", "uscc")
+
+
+def _copy(handle: RunHandle, query: str, params: list[Any], fmt: str, folder: str) -> str:
+    """Write ``query``'s rows (at most EXPORT_ROWS) to a file in ``folder``; its path."""
+    import os
+
+    if fmt not in EXPORT_TYPES:
+        raise NotFound(f"there is no format {fmt!r}: use csv or parquet")
+    target = os.path.join(folder, f"export.{fmt}")
+    options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER"
+    with bounded(handle.run.cursor(), QUERY_SECONDS * 3) as cur:
+        cur.execute(f"COPY ({query} LIMIT {EXPORT_ROWS}) TO {quote_literal(target)} "
+                    f"({options})", params)
+    return target
+
+
+def export_table(handle: RunHandle, table: str, fmt: str, folder: str,
+                 subject: int | None = None) -> str:
+    """A run's table (one subject's rows when ``subject`` is given), as a file in ``folder``."""
+    if not handle.run.has(table):
+        raise NotFound(f"the run {handle.id} has no table {table!r}")
+    query = f"SELECT * FROM {quote_ident(table)}"
+    params: list[Any] = []
+    if subject is not None:
+        if "subject_id" not in handle.run.columns(table):
+            raise NotFound(f"the table {table} is not kept by subject")
+        query += " WHERE subject_id = ?"
+        params.append(subject)
+    return _copy(handle, query, params, fmt, folder)
+
+
+def export_members(handle: RunHandle, name: str, fmt: str, folder: str, date: str | None = None,
+                   region: str | None = None, kind: str | None = None,
+                   false_caused: bool | None = None) -> str:
+    """Who is on list ``name`` on a date (every member, with demographics) as a file."""
+    query, params, _, _ = _members_sql(handle, name, date, region, kind, false_caused)
+    body, _, _ = query.rpartition("ORDER BY")
+    body = body.replace(", count(*) OVER () AS total", "")
+    cols = "m.subject_id, m.since, m.reason, m.false_caused"
+    join = ""
+    if handle.run.has("subjects"):
+        have = set(handle.run.columns("subjects"))
+        cols += "".join(f", s.{c}" for c in MEMBER_DEMOGRAPHICS if c in have)
+        join = "LEFT JOIN subjects s ON s.subject_id = m.subject_id"
+    return _copy(handle, f"SELECT {cols} FROM ({body}) m {join} ORDER BY m.subject_id", params,
+                 fmt, folder)
 
 
 # --- policy ------------------------------------------------------------------------------------

@@ -67,6 +67,7 @@ def credit_file(handle: RunHandle, subject: int, source: str = "auto") -> dict[s
         story = replayed_story(handle, subject)
     story["run"] = handle.id
     story["source"] = source
+    story["ledger"] = bool(handle.has_ledger)  # whether the file can also be read from it
     return story
 
 

@@ -86,10 +86,26 @@ function plot(div, fig) {
   window.Plotly.react(div, fig.data, layout, { responsive: true, displaylogo: false });
 }
 
+// a waiting line and dimmed contents while a slow request runs (text null: done)
+function busy(line, what, text) {
+  line.textContent = text || "";
+  line.hidden = !text;
+  if (what) what.classList.toggle("busy", !!text);
+}
+
+// "CSV · Parquet" links of a download endpoint (path without the suffix, query string)
+function downloadLinks(path, qs) {
+  const q = qs ? "?" + qs : "";
+  return [el("a", { href: path + ".csv" + q, download: "", class: "download" }, "CSV"), " · ",
+    el("a", { href: path + ".parquet" + q, download: "", class: "download" }, "Parquet")];
+}
+
 function params() { return new URLSearchParams(window.location.search); }
 
 function policyText(r) {
-  const extra = (r.reforms || []).filter((x) => !(r.policy || "").split("+").includes(x));
+  // the policy's name lists its reforms; one given as a path is named by its file's stem
+  const stem = (x) => x.split(/[\\/]/).pop().replace(/\.ya?ml$/, "");
+  const extra = (r.reforms || []).filter((x) => !(r.policy || "").split("+").includes(stem(x)));
   return (r.policy || "") + (extra.length ? " + " + extra.join(", ") : "");
 }
 
@@ -167,6 +183,8 @@ async function pageOverview() {
     ["ledger", info.ledger ? "yes: subjects' credit files and lists can be browsed" : "no (make the run with --ledger to browse subjects from the ledger)"],
   ];
   c.append(el("dl", { class: "facts", id: "headline" }, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "–")])));
+  c.append(el("p", { class: "downloads", id: "downloads" }, "Download the run's tables (at most 1,000,000 rows each): ",
+    (info.tables || []).map((t, i) => [i ? "; " : "", words(t) + " ", downloadLinks("/api/runs/" + enc(run) + "/tables/" + enc(t))])));
 
   const lookup = el("form", { class: "filters lookup", id: "lookup" },
     input("subject", "", "Look up a subject", { placeholder: "citizen or business id, or USCC", size: 28, required: true }),
@@ -191,7 +209,8 @@ async function pageOverview() {
   const grid = el("div", { class: "grid", id: "figures" }, FIGURES.map(([k, t]) => el("div", { class: "figure", id: "fig-" + k, "data-title": t })));
   const notes = el("ul", { class: "notes", id: "notes" });
   const disparity = el("div", { id: "disparity-table" });
-  c.append(grid, disparity, notes);
+  const waiting = el("p", { class: "loading", id: "loading", role: "status" });
+  c.append(waiting, grid, disparity, notes);
 
   async function draw() {
     const f = new FormData(filters);
@@ -200,6 +219,7 @@ async function pageOverview() {
     const qs = new URLSearchParams(Object.entries(q).filter(([, v]) => v)).toString();
     say("");
     body.dataset.ready = "0";
+    busy(waiting, grid, "Loading the charts… (a few seconds on a large run)");
     try {
       const ov = await api("/api/runs/" + enc(run) + "/overview?" + qs);
       for (const [k] of FIGURES) plot(document.getElementById("fig-" + k), ov.figures[k]);
@@ -207,7 +227,7 @@ async function pageOverview() {
       disparity.replaceChildren(ov.disparity.length ? table(["group", "subjects", "decisions", "denied per 100", "wrongful per 100 denials", "on a list per 1,000"],
         ov.disparity.map((r) => [r.label, fmt(r.subjects), fmt(r.decisions), fmt(r.denied_per_100_decisions), fmt(r.wrongful_per_100_denials), fmt(r.listed_per_1000)]), { class: "compact" }) : "");
       body.dataset.ready = "1";
-    } catch (err) { fail(err); }
+    } catch (err) { fail(err); } finally { busy(waiting, grid, null); }
   }
   filters.addEventListener("submit", (ev) => { ev.preventDefault(); draw(); });
   await draw();
@@ -261,12 +281,30 @@ async function pageSubject() {
   if ("employer" in a) facts.push(["employer", a.employer ? a.employer.subject_id + " " + a.employer.uscc : "none"]);
   c.append(el("dl", { class: "facts", id: "attributes" }, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])));
 
-  const sources = el("p", { class: "sources" }, "Source: ",
-    el("a", { href: "?source=ledger", class: f.source === "ledger" ? "here" : null }, "the run's ledger"), " · ",
+  // a run made without --ledger has no ledger to read the file from: say so, link nothing
+  const fromLedger = f.ledger
+    ? el("a", { href: "?source=ledger", class: f.source === "ledger" ? "here" : null }, "the run's ledger")
+    : el("span", { class: "none", id: "no-ledger" }, "the run's ledger (none: the run was made without --ledger)");
+  const sources = el("p", { class: "sources" }, "Source: ", fromLedger, " · ",
     el("a", { href: "?source=replay", class: f.source === "replay" ? "here" : null }, "replayed from the seed (adds acts, objections, appeals and causes)"));
   c.append(sources);
+  if (f.ledger) {
+    const base = "/api/runs/" + enc(run) + "/tables/";
+    const qs = "subject=" + enc(f.subject_id);
+    c.append(el("p", { class: "downloads", id: "downloads" }, "Download this subject's rows: ",
+      ["records", "ledger", "list_events", "decisions", "snapshots", "subjects"].map((t, i) => [i ? "; " : "", words(t) + " ", downloadLinks(base + t, qs)])));
+  }
 
   const st = f.at_start || {}, en = f.at_end || {};
+  // listed before the reported days: the burn-in entry that put the subject there (replay)
+  if (st.listed_in_burn_in && st.listed_in_burn_in.length) {
+    c.append(el("div", { class: "note", id: "burn-in" }, el("h3", {}, "Listed during the burn-in"),
+      el("ul", {}, st.listed_in_burn_in.map((e) => el("li", {}, "on " + words(e.list) + " since " + e.day + ": " + e.reason + (e.reference ? " (" + e.reference + ")" : "") + (e.false_caused ? ", caused by a false record" : "") +
+        (e.records.length ? "; that day's records: " + e.records.map((r) => words(r.act) + " seen by " + words(r.channel) + (r.true_record ? "" : " (false)")).join("; ") : ""))))));
+  } else if (f.source === "ledger" && st.lists && st.lists.length) {
+    c.append(el("p", { class: "note", id: "burn-in" }, "Listed before the reported days: the ledger does not hold the burn-in; ",
+      el("a", { href: "?source=replay" }, "the replay"), " shows which rule and record put the subject on the list."));
+  }
   c.append(el("div", { class: "cards" },
     el("div", { class: "card" }, el("h3", {}, "On " + f.period.start), el("p", {}, "score " + fmt(st.score) + ", grade " + words(st.grade ?? "–")), el("p", {}, "lists: " + listsText(st.lists))),
     el("div", { class: "card" }, el("h3", {}, "On " + f.period.end), el("p", {}, "score " + fmt(en.score) + ", grade " + words(en.grade ?? "–")), el("p", {}, "lists: " + listsText(en.lists))),
@@ -362,7 +400,10 @@ async function pageLists() {
         el("button", { type: "button", disabled: r.page <= 1, onclick: () => { page = r.page - 1; draw(); } }, "← previous"),
         " page " + r.page + " of " + r.pages + " (" + fmt(r.total) + " on " + words(r.list) + " on " + r.date + ") ",
         el("button", { type: "button", disabled: r.page >= r.pages, onclick: () => { page = r.page + 1; draw(); } }, "next →"));
-      holder.replaceChildren(nav, rows.length ? table(["subject", "kind", "USCC", "region", "since", "reason", "false-caused"], rows, { id: "members-table" }) : el("p", { class: "empty" }, "Nobody in this selection."));
+      const all = new URLSearchParams(Object.entries(q).filter(([k, v]) => v && k !== "list" && k !== "page")).toString();
+      const down = el("p", { class: "downloads", id: "downloads" }, "Download everyone in this selection, with their demographics: ",
+        downloadLinks("/api/runs/" + enc(run) + "/lists/" + enc(q.list) + "/members", all));
+      holder.replaceChildren(nav, rows.length ? table(["subject", "kind", "USCC", "region", "since", "reason", "false-caused"], rows, { id: "members-table" }) : el("p", { class: "empty" }, "Nobody in this selection."), down);
       body.dataset.ready = "1";
     } catch (err) { fail(err); }
   }
@@ -431,13 +472,15 @@ async function pageCompare() {
     input("region", p.get("region") || "", "Region", { placeholder: "every region", size: 12 }),
     el("button", { type: "submit" }, "Compare"));
   const holder = el("div", { id: "comparison" });
-  c.append(form, holder);
+  const waiting = el("p", { class: "loading", id: "loading", role: "status" });
+  c.append(form, waiting, holder);
 
   async function draw() {
     const fd = new FormData(form);
     const q = { a: fd.get("a"), b: fd.get("b"), kind: fd.get("kind"), region: fd.get("region") };
     replaceQuery(q);
     say("");
+    busy(waiting, holder, "Comparing the two runs subject by subject… (a few seconds on a large run)");
     try {
       const qs = new URLSearchParams(Object.entries({ kind: q.kind, region: q.region }).filter(([, v]) => v)).toString();
       const r = await api("/api/compare/" + enc(q.a) + "/" + enc(q.b) + "?" + qs);
@@ -453,6 +496,8 @@ async function pageCompare() {
       const subj = r.analysis && r.analysis.subjects;
       if (subj && subj.available) {
         parts.push(el("h2", {}, "Subjects whose story differs"));
+        parts.push(el("p", { class: "downloads", id: "downloads" }, "Download every one of them, with demographics and figures in A and B: ",
+          downloadLinks("/api/compare/" + enc(q.a) + "/" + enc(q.b) + "/changed")));
         parts.push(el("p", {}, fmt(subj.changed) + " subjects (" + fmt(subj.changed_citizens) + " citizens, " + fmt(subj.changed_businesses) + " businesses) have another story in B, on the same random numbers" + (subj.changed_sample && subj.changed_sample.length ? "; for example " : "."),
           (subj.changed_sample || []).map((sid, i) => [i ? ", " : "", el("a", { href: "/runs/" + enc(q.a) + "/subjects/" + sid }, String(sid))])));
         if (subj.lists && subj.lists.length) parts.push(table(["list", "entered in B only", "left (or never entered) in B", "by rule"], subj.lists.map((l) => [words(l.list), fmt(l.entered), fmt(l.left),
@@ -462,15 +507,80 @@ async function pageCompare() {
       holder.replaceChildren(...parts);
       if (r.transition) plot(div, r.transition.figure);
       body.dataset.ready = "1";
-    } catch (err) { fail(err); }
+    } catch (err) { fail(err); } finally { busy(waiting, holder, null); }
   }
   form.addEventListener("submit", (ev) => { ev.preventDefault(); draw(); });
   await draw();
 }
 
+// -- the API page: every operation of /openapi.json, with a form to try it ---------------------
+
+function schemaText(s) {
+  if (!s) return "";
+  if (s.$ref) return s.$ref.split("/").pop();
+  if (s.anyOf) return s.anyOf.map(schemaText).join(" or ");
+  if (s.type === "array") return "list of " + (schemaText(s.items) || "values");
+  if (s.enum) return s.enum.join(" | ");
+  return (s.type || "object") + (s.pattern ? " (" + s.pattern + ")" : "");
+}
+
+function operationView(path, method, op) {
+  const params = op.parameters || [];
+  const out = el("pre", { class: "try-out", hidden: true });
+  const fields = params.map((p) => input("op-" + (op.operationId || path) + "-" + p.name, "", p.name + (p.required ? " *" : ""), { "data-name": p.name, "data-in": p.in }));
+  const form = el("form", { class: "try" }, fields, el("button", { type: "submit" }, method.toUpperCase()));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    let url = path;
+    const q = new URLSearchParams();
+    for (const f of form.querySelectorAll("input")) {
+      if (f.dataset.in === "path") url = url.replace("{" + f.dataset.name + "}", enc(f.value));
+      else if (f.value !== "") q.set(f.dataset.name, f.value);
+    }
+    if (q.toString()) url += "?" + q;
+    out.hidden = false;
+    out.textContent = "GET " + url + " …";
+    const res = await fetch(url, { headers: { Accept: "application/json" } });
+    const text = await res.text();
+    let shown = text;
+    try { shown = JSON.stringify(JSON.parse(text), null, 2); } catch (e) { shown = text; }
+    out.textContent = "GET " + url + " → " + res.status + "\n" + (shown.length > 20000 ? shown.slice(0, 20000) + "\n…" : shown);
+  });
+  const responses = Object.entries(op.responses || {}).map(([code, r]) => {
+    const media = (r.content || {})["application/json"] || {};
+    return [code, r.description || "", schemaText(media.schema)];
+  });
+  return el("section", { class: "operation", id: "op-" + (op.operationId || path) },
+    el("h3", {}, el("span", { class: "method" }, method.toUpperCase()), " ", el("code", {}, path)),
+    op.summary ? el("p", { class: "summary" }, op.summary) : null,
+    op.description && op.description !== op.summary ? el("p", {}, op.description) : null,
+    params.length ? table(["parameter", "in", "type", "description"], params.map((p) => [p.name + (p.required ? " (required)" : ""), p.in, schemaText(p.schema), p.description || (p.schema && p.schema.description) || ""]), { class: "compact params" }) : null,
+    table(["response", "description", "body"], responses, { class: "compact responses" }),
+    el("details", {}, el("summary", {}, "Try it"), form, out));
+}
+
+async function pageApi() {
+  const doc = await api("/openapi.json");
+  const c = content();
+  const info = doc.info || {};
+  const ops = [];
+  for (const [path, item] of Object.entries(doc.paths || {})) {
+    for (const [method, op] of Object.entries(item)) if (["get", "post", "put", "delete", "patch"].includes(method)) ops.push(operationView(path, method, op));
+  }
+  const schemas = Object.entries((doc.components || {}).schemas || {}).map(([name, s]) =>
+    el("section", { class: "schema", id: "schema-" + name }, el("h3", {}, name), s.description ? el("p", {}, s.description) : null,
+      s.properties ? table(["field", "type", "description"], Object.entries(s.properties).map(([k, p]) => [k + ((s.required || []).includes(k) ? " (required)" : ""), schemaText(p), p.description || ""]), { class: "compact" }) : null));
+  c.replaceChildren(
+    el("p", {}, (info.title || "") + " " + (info.version || "") + " · OpenAPI " + (doc.openapi || "") + " · the JSON document: ", el("a", { href: "/openapi.json" }, "/openapi.json")),
+    info.description ? el("p", {}, info.description) : null,
+    el("h2", { id: "operations" }, ops.length + " operations"), el("div", { id: "ops" }, ops),
+    el("h2", { id: "schemas" }, "Schemas"), el("div", { id: "schema-list" }, schemas));
+  body.dataset.ready = "1";
+}
+
 // -- start -------------------------------------------------------------------------------------
 
-const PAGES = { runs: pageRuns, overview: pageOverview, subject: pageSubject, lists: pageLists, policy: pagePolicy, compare: pageCompare };
+const PAGES = { runs: pageRuns, overview: pageOverview, subject: pageSubject, lists: pageLists, policy: pagePolicy, compare: pageCompare, api: pageApi };
 
 document.addEventListener("DOMContentLoaded", () => {
   const page = PAGES[body.dataset.page];
