@@ -72,6 +72,8 @@ def build_behaviour(catalogue: Any, scenario: Any, policy: PolicyTables) -> tupl
     regions = list(scenario.regions)
     A, H, S, R = len(acts), len(channels), len(services), len(regions)
     E = policy.epoch_start.shape[0]
+    if A > 126:  # repeat escalation keeps an act (+ 1) in 7 bits (kernel.step.escalate)
+        raise UserError(f"the catalogue has {A} acts, more than the 126 the kernel can tell apart")
     act_ix = {a.id: k for k, a in enumerate(acts)}
     chan_ix = {c.id: k for k, c in enumerate(channels)}
     beh = _get(scenario, "behaviour")

@@ -62,6 +62,7 @@ from socialcredit.kernel.step import (
     DC_KEY_SVC,
     DC_MONTH,
     DC_SVC,
+    DELAYED_MASK,
     DIRTY_BIT,
     DRAW_ACT_OVER,
     DRAW_REPAY,
@@ -317,7 +318,7 @@ def recheck_records(li0, k, m, dc, P, st, pub, par, kind, scr):  # type: ignore[
         li = li0 + j
         rec = st[li]
         p = np.int64(pub[par, li])
-        w1 = np.int64(rec['delayed'])
+        w1 = np.int64(rec['delayed']) & DELAYED_MASK
         w2 = np.int64(rec['appeal'])
         # every test below is computed, and their results added as integers, so that the
         # compiler has no reason to turn them into jumps

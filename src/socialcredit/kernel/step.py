@@ -241,6 +241,12 @@ DRAW_ACT_OVER = 9 << 20  # + act: an act's own draw beyond its slot
 DRAW_SVC_OVER = 10 << 20  # + service: a service's own draw beyond its slot
 #: Probability 1 as a threshold.
 ONE = np.int64(1 << 32)
+#: ``delayed`` holds the waiting record in bits 0-22 and, in bits 23-31, what repeat
+#: escalation needs (``escalate``): the act (+ 1) of the subject's last record of an
+#: escalating rule this year (bits 23-29) and how many of its repeats counted in the low
+#: nibble of ``counts`` were false records (bits 30-31, at most 3).
+DELAYED_MASK = (1 << 23) - 1
+ESC_SHIFT = 23
 
 SHIFT8 = np.int64(8)
 LIST_BLACK_KIND = 0  # policy.tables.LIST_BLACK
@@ -619,6 +625,27 @@ def apply_points(i, li, p, rule, is_false, validity, year, erk, P, rec, cnt, cel
 
 
 @register_jitable
+def escalate(rec, a, is_false):  # type: ignore[no-untyped-def]
+    """A record of act a under a rule with repeat escalation: how many earlier records of the
+    same rule this year count towards it, and how many of those were false; then this one is
+    counted. The count is kept for the subject's last escalating rule (bounded state: a
+    record of another escalating rule starts it again; records of rules that do not escalate
+    neither count nor interrupt it)."""
+    w = np.int64(rec['delayed'])
+    c = np.int64(rec['counts'])
+    off = 0
+    nf = 0
+    if ((w >> ESC_SHIFT) & 127) == a + 1:
+        off = c & 15
+        nf = (w >> 30) & 3
+    n2 = off + 1 if off < 15 else 15
+    f2 = nf + is_false if nf + is_false < 3 else 3
+    rec['counts'] = np.uint8((c & 240) | n2)
+    rec['delayed'] = np.uint32((w & DELAYED_MASK) | ((a + 1) << ESC_SHIFT) | (f2 << 30))
+    return off, nf
+
+
+@register_jitable
 def process_record(i, li, a, ch, is_true, delayed, h, kind, scored, age, edu, inc, mem, P, rec, pub, ctx, cnt, cell, ev):  # type: ignore[no-untyped-def]
     """A record reaches the system (the day it was made, or after its channel's delay):
     points, forced grade, list entries and a chance of objection.
@@ -637,12 +664,16 @@ def process_record(i, li, a, ch, is_true, delayed, h, kind, scored, age, edu, in
     # points
     if scored:
         p = P[P[OFF_O + T_ACT_POINTS] + er * A + a]
+        esc_false = 0
         if p != 0:
             if p < 0:
-                off = (np.int64(rec['counts']) & 15)
-                p = p * (100 + P[P[OFF_O + T_ACT_ESCALATION_PCT] + er * A + a] * off) // 100
-                if off < 15:
-                    rec['counts'] = np.uint8((np.int64(rec['counts']) & 240) | (off + 1))
+                pct = P[P[OFF_O + T_ACT_ESCALATION_PCT] + er * A + a]
+                if pct > 0:
+                    base = p
+                    off, nf = escalate(rec, a, is_false)
+                    p = base * (100 + pct * off) // 100
+                    # the part owed to earlier false records is false too (DESIGN 2.7)
+                    esc_false = base * pct * nf // 100
                 cat = P[P[OFF_O + T_ACT_CATEGORY] + a]
                 for k in range(2):
                     if P[P[OFF_O + T_CAP_CATEGORY] + er * 2 + k] == cat:
@@ -655,9 +686,14 @@ def process_record(i, li, a, ch, is_true, delayed, h, kind, scored, age, edu, in
                         nu = used - p
                         set_cap(rec, k, nu if nu < 255 else 255)
             if p != 0:
-                apply_points(i, li, p, P[P[OFF_O + T_ACT_RULE] + er * A + a], is_false,
-                             P[P[OFF_O + T_ACT_VALIDITY] + er * A + a], ctx[C_YEAR], erk, P, rec,
-                             cnt, cell, ctx, ev)
+                validity = P[P[OFF_O + T_ACT_VALIDITY] + er * A + a]
+                applied = apply_points(i, li, p, P[P[OFF_O + T_ACT_RULE] + er * A + a],
+                                       is_false, validity, ctx[C_YEAR], erk, P, rec, cnt, cell,
+                                       ctx, ev)
+                if is_false == 0 and esc_false < 0 and applied < 0:
+                    v = validity if validity > 0 else 2
+                    add_fp(rec, (ctx[C_YEAR] + v - 1) & 1,
+                           esc_false if esc_false > applied else applied)
         og = P[P[OFF_O + T_OVERRIDE_GRADE] + er * A + a]
         if og >= 0:
             until = t + P[P[OFF_O + T_OVERRIDE_DAYS] + er * A + a]
@@ -778,9 +814,11 @@ def deliver(i, li, a, ch, is_true, h, kind, scored, age, edu, inc, mem, P, rec, 
         count(P, cnt, cell, M_RECORDS_FALSE, ch, 1)
     emit(ctx, ev, cnt, EV_RECORD, i, a, ch, is_true, 1 if delay > 0 else 0)
     if delay > 0:
-        if rec['delayed'] == 0:
+        w = np.int64(rec['delayed'])
+        if (w & DELAYED_MASK) == 0:
             due = (ctx[C_T] + delay) & 1023
-            rec['delayed'] = np.uint32((a + 1) | ((1 - is_true) << 7) | (ch << 8) | (due << 13))
+            rec['delayed'] = np.uint32((w & ~DELAYED_MASK) | (a + 1) | ((1 - is_true) << 7)
+                                       | (ch << 8) | (due << 13))
             return mem
         # the waiting slot is taken: this record is processed on arrival (stated overflow rule)
         count(P, cnt, cell, M_DELAY_OVERFLOW, 0, 1)
@@ -946,7 +984,7 @@ def step_with(i, li, dc, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[n
         p_in = np.int64(pub[par, li])
         if (p_in & QUIET_MASK) == 0:
             rec = st[li]
-            w = np.int64(rec['delayed'])
+            w = np.int64(rec['delayed']) & DELAYED_MASK
             due = w != 0 and ((w >> 13) & 1023) == (t & 1023)
             if month_start and (p_in >> 30) & 1:
                 due = True  # a moved score is graded at the turn of the month or year
@@ -1151,6 +1189,7 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
         rec['cap0'] = np.uint8(0)
         rec['cap1'] = np.uint8(0)
         rec['counts'] = np.uint8(np.int64(rec['counts']) & 240)
+        rec['delayed'] = np.uint32(np.int64(rec['delayed']) & DELAYED_MASK)
     # scoring starts or stops (consent rules can change mid-run)
     if scored and not was_scored:
         start = P[P[OFF_O + T_SCORE_START] + erk]
@@ -1207,8 +1246,9 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
                           P, rec, pub, ctx, cnt, cell, ev)
     # delayed records that are due today
     w = np.int64(rec['delayed'])
-    if w != 0 and ((w >> 13) & 1023) == (t & 1023):
-        rec['delayed'] = np.uint32(0)
+    if (w & DELAYED_MASK) != 0 and ((w >> 13) & 1023) == (t & 1023):
+        rec['delayed'] = np.uint32(w & ~DELAYED_MASK)
+        w = w & DELAYED_MASK
         mem = process_record(i, li, (w & 127) - 1, (w >> 8) & 31, 1 - ((w >> 7) & 1), 1, h, kind,
                              scored, age, edu, inc, mem, P, rec, pub, ctx, cnt, cell, ev)
     # phase 3: appeals decided today
@@ -1379,7 +1419,7 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
     if scored:
         out |= 1 << 29
         out |= dirty << 30
-    w1 = np.int64(rec['delayed'])
+    w1 = np.int64(rec['delayed']) & DELAYED_MASK
     w2 = np.int64(rec['appeal'])
     if w1 != 0 or w2 != 0:
         out |= PENDING_BIT

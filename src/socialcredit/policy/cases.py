@@ -25,6 +25,8 @@ What the expectations mean, at the end of ``date``:
 - ``points``: the sum of points applied to the subject so far (after clamping);
 - ``score``: the subject's score (``null``: the subject carries no score);
 - ``grade``: the subject's grade name (``null``: no grade);
+- ``honest_grade``: the grade it would have without the points of false records, the
+  escalation they caused included (what the wrongful check of DESIGN 2.7 compares);
 - ``lists``: exactly the lists the subject is on;
 - ``measures``: exactly the measures that would decide a request of the subject that day,
   whether set off by the subject itself or reaching it (a child, a legal representative).
@@ -81,9 +83,9 @@ class CaseEvent:
 class CaseExpectation:
     """What must hold for a subject at the end of a day.
 
-    ``points``, ``lists`` and ``measures`` are not checked when None. ``score`` and ``grade``
-    are checked when ``check_score`` / ``check_grade`` is set; then None means the subject
-    carries no score or grade.
+    ``points``, ``lists`` and ``measures`` are not checked when None. ``score``, ``grade``
+    and ``honest_grade`` are checked when ``check_score`` / ``check_grade`` /
+    ``check_honest_grade`` is set; then None means the subject carries no score or grade.
     """
 
     date: dt.date
@@ -96,6 +98,8 @@ class CaseExpectation:
     lists: tuple[str, ...] | None
     measures: tuple[str, ...] | None
     line: int
+    honest_grade: str | None = None
+    check_honest_grade: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,7 @@ class _Expect(Node):
     points: int | None = None
     score: int | None = _UNSET
     grade: str | None = _UNSET
+    honest_grade: str | None = _UNSET
     lists: list[Id] | None = None
     measures: list[Id] | None = None
 
@@ -234,6 +239,8 @@ def _case(c: _Case, file: str) -> RuleCase:
                 lists=tuple(x.lists) if x.lists is not None else None,
                 measures=tuple(x.measures) if x.measures is not None else None,
                 line=x.line or 0,
+                honest_grade=None if x.honest_grade is _UNSET else x.honest_grade,
+                check_honest_grade=x.honest_grade is not _UNSET,
             )
         )
         if x.date < c.start:
@@ -307,7 +314,7 @@ def check_case(case: RuleCase, catalogue: Catalogue | None = None) -> None:
         for name in x.measures or ():
             if name not in tables.measure_names:
                 raise fail(f"unknown measure '{name}'{did_you_mean(name, tables.measure_names)}", x.line)
-        if x.check_grade and x.grade is not None:
+        for given, check in ((x.grade, x.check_grade), (x.honest_grade, x.check_honest_grade)):
             grades = tables.grade_names[0][k]
-            if x.grade not in grades:
-                raise fail(f"'{x.grade}' is not a {kind} grade in {case.region} ({', '.join(grades) or 'none'})", x.line)
+            if check and given is not None and given not in grades:
+                raise fail(f"'{given}' is not a {kind} grade in {case.region} ({', '.join(grades) or 'none'})", x.line)

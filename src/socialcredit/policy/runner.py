@@ -75,7 +75,7 @@ class Mismatch:
     line: int
     date: dt.date
     subject: str
-    key: str  # points | score | grade | lists | measures
+    key: str  # points | score | grade | honest_grade | lists | measures
     expected: Any
     actual: Any
 
@@ -102,6 +102,7 @@ class Observation:
     grade: str | None
     lists: tuple[str, ...]
     measures: tuple[str, ...]
+    honest_grade: str | None = None
 
 
 @dataclass
@@ -250,7 +251,7 @@ def _inject(case: RuleCase, events: Sequence[CaseEvent], t: int, world: _World, 
     A record put in the slot also marks the subject's public word as the kernel does for the
     records it delays (the pending bit and, for a subject on no list, the day it falls due), so
     that the day's step looks at the slot."""
-    from socialcredit.kernel.step import PENDING_BIT
+    from socialcredit.kernel.step import DELAYED_MASK, PENDING_BIT
 
     rec = state["st"]
     today = state["pub"][t & 1]
@@ -279,7 +280,8 @@ def _inject(case: RuleCase, events: Sequence[CaseEvent], t: int, world: _World, 
             rec["counts"][i] = (counts & 15) | ((ob + 1) << 4)
         a = cat.act_index[e.act]
         ch = cat.channel_index[act.channels[0]]
-        rec["delayed"][i] = (a + 1) | ((0 if e.true else 1) << 7) | (ch << 8) | ((t & 1023) << 13)
+        keep = int(rec["delayed"][i]) & ~DELAYED_MASK  # what repeat escalation keeps there
+        rec["delayed"][i] = keep | (a + 1) | ((0 if e.true else 1) << 7) | (ch << 8) | ((t & 1023) << 13)
         word = int(today[i]) | PENDING_BIT
         if word & 255 == 0:  # on no list, bits 8-15 say on which day (mod 256) to look
             word = (word & ~0xFF00) | ((t & 255) << 8)
@@ -305,6 +307,8 @@ def _observe(model: Any, world: _World, name: str, t: int, ctx: np.ndarray, stat
     scored = (own >> 29) & 1
     g = (own >> 16) & 15
     grade = None if g == NO_GRADE else pol.grade_names[0][kind][g]
+    hg = (own >> 20) & 15
+    honest = None if hg == NO_GRADE else pol.grade_names[0][kind][hg]
     lists = tuple(n for k, n in enumerate(pol.list_names) if (own >> k) & 1)
     age = (int(bands[i]) >> 4) & 3 if kind == 0 else 1
     svc_kind = model.extra["svc_kind"]
@@ -332,7 +336,7 @@ def _observe(model: Any, world: _World, name: str, t: int, ctx: np.ndarray, stat
         if res:
             measures.append(pol.measure_names[m])
     return Observation(points=points, score=int(state["st"]["score"][i]) if scored else None,
-                       grade=grade, lists=lists, measures=tuple(measures))
+                       grade=grade, honest_grade=honest, lists=lists, measures=tuple(measures))
 
 
 def simulate_case(case: RuleCase, catalogue: Catalogue | None = None) -> CaseRun:
@@ -410,6 +414,8 @@ def run_case(case: RuleCase, catalogue: Catalogue | None = None) -> list[Mismatc
             differ("score", x.score, seen.score)
         if x.check_grade:
             differ("grade", x.grade, seen.grade)
+        if x.check_honest_grade:
+            differ("honest_grade", x.honest_grade, seen.honest_grade)
         if x.lists is not None:
             differ("lists", tuple(sorted(x.lists)), tuple(sorted(seen.lists)))
         if x.measures is not None:
