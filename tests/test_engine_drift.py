@@ -18,6 +18,7 @@ standard errors of the simulated mean, for the total and for points up and down 
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,9 @@ def expected_per_citizen(model: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]
     for act_id in points:
         act = cat.act(act_id)
         over = beh.acts[act_id]
-        rate = float(over.rate_per_year if over.rate_per_year is not None else act.rate_per_year)
+        given = over.rate_per_year if over.rate_per_year is not None else act.rate_per_year
+        assert not hasattr(given, "at") or given.is_constant  # the fixture's rates are constant
+        rate = float(given.at(dt.date(2000, 1, 1)) if hasattr(given, "at") else given)
         m = np.ones(n)
         for axis in AXES:
             values = over.modifiers.get(axis) or act.modifiers.get(axis) or [1.0] * 4

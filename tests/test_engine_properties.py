@@ -353,16 +353,25 @@ def test_random_scenarios_keep_their_books(p: dict[str, Any]) -> None:
     assert outcomes[LY.OUT_GRANTED] > 0
 
 
-@pytest.mark.parametrize(("name", "least"), [
-    ("default", dict(ledger=1000, lists=50, denied=20, fast=20)),
-    ("unified", dict(ledger=10000, lists=10, denied=10, fast=1)),
+@pytest.mark.parametrize(("name", "citizens", "speech", "least"), [
+    ("default", 2400, None, dict(ledger=1000, lists=50, denied=20, fast=20)),
+    # the popular account lists by grade, and only repeats of a rule escalate (not any
+    # offence): more citizens and more speech, so that grades fall to its blacklist
+    ("unified", 8000, 4.0, dict(ledger=10000, lists=10, denied=10, fast=1)),
 ])
-def test_the_checks_see_a_busy_world(name: str, least: dict[str, int]) -> None:
+def test_the_checks_see_a_busy_world(name: str, citizens: int, speech: float | None,
+                                     least: dict[str, int]) -> None:
     """A hand-picked example where every check has plenty to check, and where a tampered
     event is caught (the checks are not vacuous)."""
-    w = run_world(small_scenario(name, seed=1, citizens=2400, days=150, burn_in=60,
-                                 start=dt.date(2018, 1, 1), feedback=dict.fromkeys(FEEDBACK, True),
-                                 act_scale=8.0))
+    sc = small_scenario(name, seed=1, citizens=citizens, days=150, burn_in=60,
+                        start=dt.date(2018, 1, 1), feedback=dict.fromkeys(FEEDBACK, True),
+                        act_scale=8.0)
+    if speech is not None:
+        data = sc.to_dict()
+        data["behaviour"]["acts"].update(criticise_government={"rate_per_year": speech},
+                                         spread_rumours={"rate_per_year": speech / 2})
+        sc = Scenario.from_dict(data)
+    w = run_world(sc)
     assert check_ledger(w) > least["ledger"]
     assert check_lists(w) > least["lists"]
     outcomes = check_decisions(w)

@@ -314,7 +314,7 @@ def test_runs_that_are_not_what_they_claim_are_refused(
 
     for subject in (" 5", "٥", "5 ", "+5"):
         code, out, err = invoke(["explain", str(small_run), subject], monkeypatch, capsys)
-        assert code == 2 and ("neither a subject id (digits 0-9 only)" in err
+        assert code == 2 and ("names no subject of this run: it is not an id" in err
                               or subject == "+5"), (subject, err)
 
     (tmp_path / "afile").write_text("x", encoding="utf-8")

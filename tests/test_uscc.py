@@ -87,7 +87,8 @@ def test_a_code_of_digits_only_is_a_code_not_an_id():
 
 def test_ids_and_codes_as_typed():
     assert uscc.parse_subject("17", C, B, _code_of) == 17
-    assert uscc.parse_subject(" 4001 ", C, B, _code_of) == 4001
+    with pytest.raises(UserError):  # an id is digits only, as typed (DESIGN 8)
+        uscc.parse_subject(" 4001 ", C, B, _code_of)
     assert uscc.parse_subject(4001, C, B, _code_of) == 4001
     assert uscc.parse_subject(_code_of(4100).lower(), C, B, _code_of) == 4100
 
