@@ -200,19 +200,25 @@ def screen(g0, li0, nb, k_acts, k_svc, pub, par, thr_act, thr_pair, thr_svc, thr
         # moved score on a grading day
         f = np.uint32((p & _QUIET_MASK) != 0) | (grading & (p >> np.uint32(30)))
         f |= (p >> np.uint32(31)) & np.uint32(((p >> np.uint32(8)) & np.uint32(255)) == today)
-        # an act or a false record: the slot the draw's top bits name, against that slot's
-        # largest threshold (false records: the largest of any slot)
-        f |= np.uint32((ah & _ACT_LOW) < thr_act[ah >> _ACT_SHIFT])
+        # a false record: the low bits against the largest threshold of any slot
         f |= np.uint32((al & _ACT_LOW) < thr_pair)
         f |= np.uint32(rh < thr_repay)
-        # bit 1: a request may have been drawn (bit 0: anything else)
-        k = sh // _SVC_W
-        f |= np.uint32((sh - k * _SVC_W) < thr_svc[k]) << np.uint32(1)
         flags[j] = f
         act_hi[j] = ah
         act_lo[j] = al
         repay[j] = rh
         svc[j] = sh
+    # the slot look-ups in a second pass: a table look-up keeps the compiler from turning
+    # the loop above into SIMD code, and this one reads only what that one wrote
+    for jj in range(nb):
+        ah = act_hi[jj]
+        sh = svc[jj]
+        # an act: the slot the draw's top bits name, against that slot's largest threshold
+        f = np.uint32((ah & _ACT_LOW) < thr_act[ah >> _ACT_SHIFT])
+        # bit 1: a request may have been drawn (bit 0: anything else)
+        k = sh // _SVC_W
+        f |= np.uint32((sh - k * _SVC_W) < thr_svc[k]) << np.uint32(1)
+        flags[jj] |= f
 
 
 @njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
