@@ -224,3 +224,32 @@ def test_tables_are_whole_when_stdout_is_piped(tmp_path: Path) -> None:
     assert any(why in line for line in res.stdout.splitlines()), res.stdout[:2000]
     assert "\x1b[" not in res.stdout  # no colour codes in a file
     assert max(len(line) for line in res.stdout.splitlines()) < 1000  # natural width
+
+
+def test_report_burn_in_reports_the_same_simulation_from_its_first_day(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--report-burn-in``: the tables start on the burn-in's first day, and the days both
+    runs report are the same days, count for count (the simulation is the same)."""
+
+    from cli_support import invoke
+
+    base = ["run", "--citizens", "2000", "--days", "20", "--seed", "3"]
+    code, _, err = invoke([*base, "--out", str(tmp_path / "plain")], monkeypatch, capsys)
+    assert code == 0, err
+    code, _, err = invoke([*base, "--report-burn-in", "--out", str(tmp_path / "all")],
+                          monkeypatch, capsys)
+    assert code == 0, err
+    plain, every = Run.open(tmp_path / "plain"), Run.open(tmp_path / "all")
+    burn = plain.manifest["calendar"]["burn_in_days"]
+    assert burn > 0 and every.manifest["calendar"]["burn_in_days"] == 0
+    assert every.manifest["calendar"]["days"] == burn + 20
+
+    def days(run: Run) -> list[Any]:
+        return run.sql("SELECT DISTINCT day FROM daily ORDER BY day").column(0).to_pylist()
+
+    first, shared = days(every), days(plain)
+    assert len(first) == burn + 20 and first[burn:] == shared
+    query = ("SELECT * EXCLUDE (day) FROM daily WHERE day >= ? ORDER BY ALL")
+    left = plain.sql(query, [shared[0]]).to_pylist()
+    right = every.sql(query, [shared[0]]).to_pylist()
+    assert left and left == right

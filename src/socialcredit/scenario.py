@@ -453,6 +453,18 @@ class Scenario(_Model):
         """The last reported day."""
         return self.start + dt.timedelta(days=self.days - 1)
 
+    # --- the burn-in reported ----------------------------------------------------------------
+
+    def burn_in_reported(self, days: int | None = None) -> Scenario:
+        """The same simulation with its burn-in days reported: it starts on the burn-in's
+        first day, with no burn-in, for the burn-in plus ``days`` (default: the scenario's)
+        days. Draws are keyed by the calendar date and policies by their dates, so every day
+        is simulated exactly as in the scenario itself (``run --report-burn-in``)."""
+        burn = int(self.burn_in_days)
+        n = int(self.days if days is None else days)
+        return self.model_copy(update={"start": self.start - dt.timedelta(days=burn),
+                                       "burn_in_days": 0, "days": burn + n})
+
     # --- rescaling ---------------------------------------------------------------------------
 
     def rescaled(self, citizens: int) -> Scenario:

@@ -60,7 +60,9 @@ def event_text(e: dict[str, Any]) -> str:
         return f"does: [bold]{x(e['act'])}[/bold] [dim]({x(e['category'])})[/dim]{ob}"
     if t == "record":
         truth = "[bold red]FALSE record[/bold red]" if not e["true_record"] else "true record"
-        delayed = " [dim](arrived after the channel's delay)[/dim]" if e["delayed"] else ""
+        delayed = " [dim](acted on after the channel's delay)[/dim]" if e["delayed"] else ""
+        if e.get("corroborating"):
+            delayed += " [dim](corroborates a record already on file: no points)[/dim]"
         return f"recorded: {x(e['act'])} via [bold]{x(e['channel'])}[/bold], {truth}{delayed}"
     if t == "points":
         colour = "green" if e["points"] > 0 else "red"

@@ -16,6 +16,7 @@ def run_command(
     days: int | None = typer.Option(None, "--days", help="Days to report (after the burn-in); the run must end by 2099-12-31."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads, 1 to NUMBA_NUM_THREADS (default: all cores)."),
     ledger: bool = typer.Option(False, "--ledger", help="Also write records, ledger, list events, decisions and snapshots."),
+    report_burn_in: bool = typer.Option(False, "--report-burn-in", help="Report the burn-in days too: the tables and the census start on the burn-in's first day (the simulation is the same)."),
     reform: list[str] = typer.Option(
         [], "--reform", metavar="NAME|FILE",
         help="Apply a reform on top of the scenario's policy: a shipped reform's name or a "
@@ -48,6 +49,10 @@ def run_command(
         check_threads(threads)
         check_backend_here(backend)
     scenario_obj = with_reforms(load_scenario(scenario, seed=seed, days=days), reform)
+    asked_days = days
+    if report_burn_in:
+        scenario_obj = scenario_obj.burn_in_reported(days)
+        days = None
     if resume and out is None:
         from socialcredit.errors import UserError
 
@@ -87,12 +92,13 @@ def run_command(
         from socialcredit.errors import Interrupted
 
         again = ["socialcredit", "run", scenario, "--out", str(out)]
-        for flag, value in (("--seed", seed), ("--citizens", citizens), ("--days", days)):
+        for flag, value in (("--seed", seed), ("--citizens", citizens), ("--days", asked_days)):
             if value is not None:
                 again += [flag, str(value)]
         for name in reform:
             again += ["--reform", name]
         again += ["--ledger"] if ledger else []
+        again += ["--report-burn-in"] if report_burn_in else []
         again += ["--backend", backend] if backend != "cpu" else []
         raise Interrupted(interrupted_sentence(out, again, scheduler)) from None
     from socialcredit.commands import output_console

@@ -122,7 +122,8 @@ def ledger_story(handle: RunHandle, subject: int) -> dict[str, Any]:
     for r in rows.get("records", []):
         add(r["day"], {"type": "record", "act": r.get("act"), "channel": r.get("channel"),
                        "true_record": bool(r.get("true_record")),
-                       "delayed": bool(r.get("delayed"))})
+                       "delayed": bool(r.get("delayed")),
+                       "corroborating": bool(r.get("corroborating"))})
     for r in rows.get("ledger", []):
         rule = str(r.get("rule"))
         add(r["day"], {"type": "points", "rule": rule, "reference": rule_refs.get(rule, ""),
