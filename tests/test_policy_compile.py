@@ -191,10 +191,13 @@ def test_appeals_become_thresholds(tables: PolicyTables) -> None:
     assert (t.appeal_win_true_thr == rng.threshold(0.05)).all()
 
 
-def test_unified_scores_everyone() -> None:
+def test_unified_scores_everyone_from_2020() -> None:
+    """Consenting subjects before 2020, everyone from 2020-01-01: one dated switch, two epochs."""
     t = compile_policy("unified", [("beijing", None), ("control", None)], [], FIRST, LAST)
-    assert len(t.epoch_start) == 1
+    days = [dt.date(1970, 1, 1) + dt.timedelta(days=int(d)) for d in t.epoch_start]
+    assert days == [FIRST, dt.date(2020, 1, 1)]
     assert (t.scoring == 1).all()
+    assert t.consent_required.tolist() == [[1, 1], [0, 0]]
     a = t.act_names.index("criticise_government")
     assert (t.act_points[:, :, a] == -50).all() and (t.act_escalation_pct[:, :, a] == 50).all()
     assert t.act_validity[0, 0, t.act_names.index("jaywalking")] == 1

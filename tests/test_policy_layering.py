@@ -135,6 +135,35 @@ score:
     assert "credit_grades.yaml" in err.message and "mandatory" in err.message
 
 
+@pytest.mark.parametrize("change", ["points: -5", "remove: true"])
+def test_unified_speech_penalties_apply_in_every_region(tmp_path: Path, change: str) -> None:
+    """The popular account's national guideline on anti-government speech is mandatory: a
+    regional extension of `unified` can neither soften nor remove it."""
+    path = _write(tmp_path, "soft.yaml", f"""\
+name: soft
+kind: extension
+extends: unified
+region: hangzhou
+score:
+  citizen:
+    rules:
+      - id: criticise_government
+        {change}
+        reference: local
+""")
+    with pytest.raises(UserError) as info:
+        load_policy(path)
+    err = info.value
+    assert err.path == str(path) and err.line == 8
+    assert "unified.yaml" in err.message and "mandatory" in err.message
+    # the same extension may change a rule that is not a national guideline
+    _write(tmp_path, "soft.yaml", path.read_text().replace("criticise_government", "jaywalking"))
+    rules = {r.id: r for r in load_policy(path).score.citizen.rules or []}  # type: ignore[union-attr]
+    assert ("jaywalking" in rules) == (change != "remove: true")
+    assert rules["criticise_government"].points == Dated.always(-50)
+    assert rules["spread_rumours"].points == Dated.always(-50)
+
+
 def test_folder_parts_cannot_define_the_same_list_twice(tmp_path: Path) -> None:
     folder = tmp_path / "pol"
     (folder / "a").mkdir(parents=True)

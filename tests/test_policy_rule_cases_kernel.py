@@ -63,8 +63,8 @@ def test_records_arrive_in_the_kernels_record_phase(tmp_path: Path) -> None:
     case = _one(
         "cases:\n  - name: x\n    policy: unified\n    region: control\n    start: 2019-12-31\n"
         "    subjects:\n"
-        "      driver: {kind: citizen, age: 2}\n"
-        "      critic: {kind: citizen, age: 2}\n"
+        "      driver: {kind: citizen, age: 2, consent: true}\n"
+        "      critic: {kind: citizen, age: 2, consent: true}\n"
         "    records:\n"
         "      - {date: 2019-12-31, subject: driver, act: drunk_driving}\n"
         "      - {date: 2019-12-31, subject: critic, act: criticise_government}\n"

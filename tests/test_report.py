@@ -54,7 +54,8 @@ def test_report_is_self_contained(report: Path, runs: dict[str, Path]) -> None:
     # browser test checks that opening the page requests nothing from the network)
     assert len(text) > 3_000_000 and "Plotly.newPlot" in text
     for heading in ("The scenario and the policy in brief", "Rights audit of the policy",
-                    "Scores over time", "Grade shares", "Lists: sizes, entries and exits",
+                    "Scores over time", "Grade shares", "Regions side by side",
+                    "Lists: sizes, entries and exits",
                     "Decisions by service and outcome", "Wrongful sanctions and their channels",
                     "Rules that moved most points", "Who is punished: disparities by band",
                     "Behaviour under pressure"):
@@ -63,6 +64,41 @@ def test_report_is_self_contained(report: Path, runs: dict[str, Path]) -> None:
     # the run directory holds no new Parquet and no temporary file
     assert sorted(p.name for p in runs["ledger"].iterdir() if p.is_file()) == [
         "manifest.json", "report.html", "run.duckdb"]
+
+
+def test_the_provinces_report_shows_the_regions_side_by_side(tmp_path: Path) -> None:
+    """The national baseline with three city pilots in their provinces: one row per region
+    with its policy layer, and lists and measures by region that add up to the census."""
+    from socialcredit.analysis.metrics import region_comparison
+    from socialcredit.store import Run
+
+    d = Scenario.load("provinces").to_dict()
+    d.update(days=90, burn_in_days=60)
+    path = simulate(Scenario.from_dict(d), out=tmp_path / "provinces", citizens=4800)
+    cmp = region_comparison(path)
+    layers = {r["region"]: r["extension"] for r in cmp["regions"]}
+    assert layers == {"shandong": None, "rongcheng": "rongcheng", "jiangsu": None,
+                      "suqian": "suqian", "zhejiang": None, "hangzhou": "hangzhou"}
+    scored = {r["region"]: r["scored_share"] for r in cmp["regions"]}
+    assert all(scored[p] == 0 for p in ("shandong", "jiangsu", "zhejiang"))
+    assert all(scored[c] > 0 for c in ("rongcheng", "suqian", "hangzhou"))
+    with Run.open(path) as run:
+        census = run.manifest["census"]
+    assert sum(r["requests"] for r in cmp["regions"]) == census["requests"]
+    assert cmp["measures"]
+    for m in cmp["measures"]:
+        assert sum(v["fired"] for v in m["by_region"].values()) == census["measure_fired"][m["measure"]]
+        if m["measure"].startswith(("rongcheng_", "hangzhou_")):
+            home = m["measure"].split("_")[0]
+            assert all(v["fired"] == 0 for r, v in m["by_region"].items() if r != home)
+    for x in cmp["lists"]:
+        assert sum(v["entries"] for v in x["by_region"].values()) == census["list_enter"][x["list"]]
+    text = write_report(path).read_text(encoding="utf-8")
+    section = text[text.index("<h2>Regions side by side</h2>"):]
+    section = section[:section.index("</section>")]
+    assert "Lists by region" in section and "Measures by region" in section
+    for region in layers:
+        assert f"<td>{region}</td>" in section, region
 
 
 def test_report_without_a_ledger(runs: dict[str, Path], tmp_path: Path) -> None:

@@ -49,12 +49,35 @@ def test_default_scenario():
     assert s.region_ids == ["rongcheng", "hangzhou", "control"]
     assert [r.extension for r in s.regions] == ["rongcheng", "hangzhou", None]
     assert s.citizens == 1_000_000
-    assert s.start == dt.date(2018, 1, 1) and s.days == 730 and s.burn_in_days == 365
+    assert s.start == dt.date(2018, 1, 1) and s.days == 730 and s.burn_in_days == 1461
     assert s.policy == "national"
     assert all(s.feedback.model_dump().values())
     assert s.recording.snapshot_every_days == 30
     assert s.behaviour.awareness == pytest.approx(0.11)
-    assert s.start_with_burn_in == dt.date(2017, 1, 1)
+    # four years of burn-in, from 2014: the serious dishonesty list needs 3 years on another
+    assert s.start_with_burn_in == dt.date(2014, 1, 1)
+
+
+def test_provinces_layers_three_pilots_on_the_baseline_in_their_provinces():
+    from socialcredit.catalogue import load_catalogue
+    from socialcredit.scenario import validate_extensions
+
+    s = Scenario.load("provinces")
+    cat = load_catalogue()
+    layers = {r.id: r.extension for r in s.regions}
+    assert s.policy == "national" and s.reforms == []
+    assert layers == {"shandong": None, "rongcheng": "rongcheng", "jiangsu": None,
+                      "suqian": "suqian", "zhejiang": None, "hangzhou": "hangzhou"}
+    validate_extensions(s)
+    people = {r.id: r.population for r in s.regions}
+    for city in ("rongcheng", "suqian", "hangzhou"):
+        province = cat.region(city).parent
+        assert province is not None and layers[province] is None
+        # the province's region is the rest of it: nobody is counted twice
+        assert people[city] == cat.region(city).population
+        assert people[province] == cat.region(province).population - cat.region(city).population
+    default = Scenario.load("default")
+    assert (s.start, s.days, s.burn_in_days) == (default.start, default.days, default.burn_in_days)
 
 
 def test_unified_runs_over_the_same_population():

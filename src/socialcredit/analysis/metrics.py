@@ -197,6 +197,99 @@ def decisions_by_service(run: str | Path | Run) -> list[dict[str, Any]]:
     return out
 
 
+# --- regions side by side ---------------------------------------------------------------------
+
+
+def _per_1000(count: float, base: float) -> float | None:
+    return 1000.0 * float(count) / float(base) if base else None
+
+
+def region_comparison(run: str | Path | Run) -> dict[str, Any]:
+    """The regions of a run side by side (every run: the ``daily`` table and the manifest).
+
+    ``regions``: one row per region in the scenario's order, with its policy layer (the
+    extension, or None for the baseline alone), citizens, businesses, the share of citizens
+    scored and their mean score on the last reported day, requests decided, and denials,
+    fast-tracks and wrongful denials per 1,000 requests. ``lists``: for each list, the mean
+    number on it per 1,000 subjects of its kind on a reported day, and its entries, by
+    region. ``measures``: for each measure that fired, how often per 1,000 subjects of the
+    requesting kind, by region (a regional perk shows only where its extension applies)."""
+    run = open_run(run)
+    pop = run.manifest.get("population") or {}
+    regions = [r for r in pop.get("regions") or [] if r.get("id") is not None]
+    names = [str(r["id"]) for r in regions]
+    lists = _lists(run)
+    list_kind, service_kind = _kinds_of_targets(run)
+    pol = run.manifest.get("policy") or {}
+    services = list(pol.get("services") or [])
+    measures = list(pol.get("measures") or [])
+    _, days, _ = calendar_of(run)
+    sums = ["sum(requests) AS requests"]
+    sums += [f"sum({_q(f'{o}_{s}')}) AS {_q(f'{o}:{s}')}" for s in services
+             for o in ("denied", "fast_tracked")]
+    sums += [f"sum({_q('wrongful_' + s)}) AS {_q('wrongful:' + s)}" for s in services]
+    sums += [f"sum({_q('listed_' + n)}) AS {_q('listed:' + n)}" for n in lists]
+    sums += [f"sum({_q('enter_' + n)}) AS {_q('enter:' + n)}" for n in lists]
+    sums += [f"sum({_q('measure_' + m)}) AS {_q('measure:' + m)}" for m in measures]
+    by: dict[tuple[str, str], dict[str, Any]] = {
+        (str(row["region"]), str(row["kind"])): row
+        for row in _rows(run, f"SELECT region, kind, {', '.join(sums)} FROM daily GROUP BY ALL")}
+    last = {(str(r["region"]), str(r["kind"])): r for r in _rows(run, """
+        SELECT region, kind, sum(scored) AS scored, sum(score_sum) AS score_sum FROM daily
+        WHERE day = (SELECT max(day) FROM daily) GROUP BY ALL""")}
+
+    def get(region: str, kind: str, key: str) -> int:
+        return int((by.get((region, kind)) or {}).get(key) or 0)
+
+    def subjects(region: dict[str, Any], kind: str) -> int:
+        return int(region.get("citizens" if kind == "citizen" else "businesses") or 0)
+
+    rows = []
+    for r in regions:
+        rid = str(r["id"])
+        requests = get(rid, "citizen", "requests") + get(rid, "business", "requests")
+
+        def total(prefix: str, rid: str = rid) -> int:
+            return sum(get(rid, k, f"{prefix}:{s}") for s in services for k in ("citizen", "business"))
+
+        scored = int((last.get((rid, "citizen")) or {}).get("scored") or 0)
+        score_sum = int((last.get((rid, "citizen")) or {}).get("score_sum") or 0)
+        rows.append({
+            "region": rid, "name": r.get("name"), "extension": r.get("extension"),
+            "citizens": subjects(r, "citizen"), "businesses": subjects(r, "business"),
+            "scored_share": _ratio(scored, subjects(r, "citizen")),
+            "mean_score": _ratio(score_sum, scored),
+            "requests": requests,
+            "denied_per_1000": _per_1000(total("denied"), requests),
+            "fast_tracked_per_1000": _per_1000(total("fast_tracked"), requests),
+            "wrongful_per_1000": _per_1000(total("wrongful"), requests),
+        })
+    list_rows = []
+    for n in lists:
+        kind = list_kind.get(n, "citizen")
+        list_rows.append({"list": n, "kind": kind, "by_region": {
+            str(r["id"]): {
+                "listed_per_1000": _per_1000(get(str(r["id"]), kind, f"listed:{n}") / max(days, 1),
+                                             subjects(r, kind)),
+                "entries": get(str(r["id"]), kind, f"enter:{n}")}
+            for r in regions}})
+    measure_rows = []
+    tables = policy_tables(run)
+    service_of = {m: tables.service_names[int(s)]
+                  for m, s in zip(tables.measure_names, tables.measure_service, strict=True)}
+    for m in measures:
+        counts = {rid: get(rid, "citizen", f"measure:{m}") + get(rid, "business", f"measure:{m}")
+                  for rid in names}
+        if not any(counts.values()):
+            continue
+        kind = service_kind.get(service_of.get(m, ""), "citizen")
+        measure_rows.append({"measure": m, "kind": kind, "by_region": {
+            str(r["id"]): {"fired": counts[str(r["id"])],
+                           "per_1000": _per_1000(counts[str(r["id"])], subjects(r, kind))}
+            for r in regions}})
+    return {"regions": rows, "lists": list_rows, "measures": measure_rows}
+
+
 # --- fairness ---------------------------------------------------------------------------------
 
 

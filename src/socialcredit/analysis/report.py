@@ -2,8 +2,9 @@
 
 Plotly draws the charts; plotly.js is embedded once, inline, so the file opens offline and
 can be mailed or archived as it is. The page holds: the scenario and policy in brief, the
-rights audit of the policy, scores over time by region, grade shares, list sizes, entries and
-exits, decisions by service and outcome, wrongful sanctions and the channels behind them,
+rights audit of the policy, scores over time by region, grade shares, the regions side by
+side (decisions, lists and measures per region), list sizes, entries and exits, decisions by
+service and outcome, wrongful sanctions and the channels behind them,
 the rules that moved most points, and the metrics of :mod:`socialcredit.analysis.metrics`.
 """
 
@@ -343,6 +344,57 @@ def _grades(run: Run, page: _Page) -> None:
                  "first in each region's scale).")
 
 
+def _regions(run: Run, page: _Page) -> None:
+    """The regions side by side: where each policy layer applies, and what it does there."""
+    import plotly.graph_objects as go
+
+    cmp = M.region_comparison(run)
+    regions = cmp["regions"]
+    if len(regions) < 2:
+        return
+    ids = [r["region"] for r in regions]
+    fig = go.Figure()
+    for key, label, outcome in (("denied_per_1000", "denied", "denied"),
+                                ("fast_tracked_per_1000", "fast-tracked", "fast_tracked")):
+        fig.add_trace(go.Bar(x=ids, y=[r[key] or 0 for r in regions], name=label,
+                             marker_color=OUTCOME_COLOURS[outcome],
+                             hovertemplate="%{x}: %{y:.2f} " + label
+                                           + " per 1,000 requests<extra></extra>"))
+    fig.update_layout(barmode="group", yaxis_title="per 1,000 requests",
+                      title="Denied and fast-tracked requests by region")
+    body = page.figure(fig, height=340) + _table(
+        ["region", "name", "policy layer", "citizens", "businesses", "scored citizens",
+         "mean score", "requests", "denied ‰", "fast-tracked ‰", "wrongful ‰"],
+        [(r["region"], r["name"], r["extension"] or "baseline only", r["citizens"],
+          r["businesses"], _pct(r["scored_share"]) if r["scored_share"] else "–",
+          r["mean_score"] if r["mean_score"] is not None else "–", r["requests"],
+          r["denied_per_1000"], r["fast_tracked_per_1000"], r["wrongful_per_1000"])
+         for r in regions], {3, 4, 6, 7, 8, 9, 10})
+
+    def cell(v: float | None, n: int | None = None) -> str:
+        text = "–" if v is None else _fmt(v)
+        return text if n is None else f"{text} ({n:,})"
+
+    if cmp["lists"]:
+        body += "<h3>Lists by region</h3>" + _table(
+            ["list", "of", *ids],
+            [(x["list"], _plural(x["kind"]),
+              *[cell(x["by_region"][i]["listed_per_1000"], x["by_region"][i]["entries"])
+                for i in ids]) for x in cmp["lists"]], set(range(2, 2 + len(ids))))
+    if cmp["measures"]:
+        body += "<h3>Measures by region</h3>" + _table(
+            ["measure", "asked by", *ids],
+            [(x["measure"], _plural(x["kind"]),
+              *[cell(x["by_region"][i]["per_1000"]) for i in ids]) for x in cmp["measures"]],
+            set(range(2, 2 + len(ids))))
+    page.section("Regions side by side", body,
+                 "Each region under its own policy layers (the baseline, plus a regional "
+                 "extension where one applies). Decisions per 1,000 requests; lists: how many are "
+                 "on the list per 1,000 citizens or businesses of the region on an average "
+                 "reported day (entries in brackets); measures: how often each fired per 1,000 "
+                 "citizens or businesses of the region over the reported days.")
+
+
 def _lists(run: Run, page: _Page) -> None:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -590,6 +642,7 @@ def build_report(run: str | Path | Run) -> str:
     _audit(run, page)
     _scores(run, page)
     _grades(run, page)
+    _regions(run, page)
     _lists(run, page)
     _validation(run, page)
     _decisions(run, page)
