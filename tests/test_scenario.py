@@ -49,13 +49,14 @@ def test_default_scenario():
     assert s.region_ids == ["rongcheng", "hangzhou", "control"]
     assert [r.extension for r in s.regions] == ["rongcheng", "hangzhou", None]
     assert s.citizens == 1_000_000
-    assert s.start == dt.date(2018, 1, 1) and s.days == 730 and s.burn_in_days == 1461
+    assert s.start == dt.date(2018, 1, 1) and s.days == 1096 and s.burn_in_days == 365
     assert s.policy == "national"
     assert all(s.feedback.model_dump().values())
     assert s.recording.snapshot_every_days == 30
     assert s.behaviour.awareness == pytest.approx(0.11)
-    # four years of burn-in, from 2014: the serious dishonesty list needs 3 years on another
-    assert s.start_with_burn_in == dt.date(2014, 1, 1)
+    # a year of burn-in and three reported years: the serious dishonesty list needs 3 years
+    # on another, so firms listed in the burn-in's first months reach it in 2020
+    assert s.start_with_burn_in == dt.date(2017, 1, 1)
 
 
 def test_provinces_layers_three_pilots_on_the_baseline_in_their_provinces():
