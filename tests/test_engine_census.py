@@ -35,7 +35,7 @@ from socialcredit.scenario import Scenario
 from socialcredit.store import Run
 
 RUNS = {
-    # the default scenario as shipped: a million citizens, 2018-2020 after a year of burn-in
+    # the default scenario as shipped: a million citizens, 2018-2021 after a year of burn-in
     "default": dict(citizens=None),
     # the popular account over the same calendar, rescaled to a fifth
     "unified": dict(citizens=200_000),

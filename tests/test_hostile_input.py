@@ -75,8 +75,8 @@ BAD_SCENARIO_VALUES = {
     "service rates too high": (BEHAVIOUR, "  services: {flight: {requests_per_year: 365}, "
                                "train: {requests_per_year: 365}}\n" + BEHAVIOUR, 33,
                                "service request rates are too high"),
-    "days: 10**9": ("days: 730", "days: 1000000000", 17, "would end after 2099-12-31"),
-    "endless burn-in": ("burn_in_days: 1461", "burn_in_days: 1000000000", 18,
+    "days: 10**9": ("days: 1461", "days: 1000000000", 17, "would end after 2099-12-31"),
+    "endless burn-in": ("burn_in_days: 365", "burn_in_days: 1000000000", 18,
                         "would begin before 1970-01-01"),
     "start centuries away": ("start: 2018-01-01", "start: 2818-01-01", 16, "outside 1970-01-01"),
     "string seed": ("seed: 2018", "seed: '2018'", 19, "valid integer"),

@@ -49,13 +49,14 @@ def test_default_scenario():
     assert s.region_ids == ["rongcheng", "hangzhou", "control"]
     assert [r.extension for r in s.regions] == ["rongcheng", "hangzhou", None]
     assert s.citizens == 1_000_000
-    assert s.start == dt.date(2018, 1, 1) and s.days == 1096 and s.burn_in_days == 365
+    assert s.start == dt.date(2018, 1, 1) and s.days == 1461 and s.burn_in_days == 365
     assert s.policy == "national"
     assert all(s.feedback.model_dump().values())
     assert s.recording.snapshot_every_days == 30
     assert s.behaviour.awareness == pytest.approx(0.11)
-    # a year of burn-in and three reported years: the serious dishonesty list needs 3 years
-    # on another, so firms listed in the burn-in's first months reach it in 2020
+    # a year of burn-in and four reported years: the serious dishonesty list needs 3 years
+    # on another (firms listed in the burn-in's first months reach it in 2020) and a year
+    # before repair
     assert s.start_with_burn_in == dt.date(2017, 1, 1)
 
 
