@@ -202,7 +202,7 @@ def test_unified_scores_everyone_from_2020() -> None:
     assert (t.act_points[:, :, a] == -50).all() and (t.act_escalation_pct[:, :, a] == 50).all()
     assert t.act_validity[0, 0, t.act_names.index("jaywalking")] == 1
     bl = t.list_names.index("blacklist")
-    assert t.list_grade_lo[0, 0, bl] == 5 and t.list_grade_hi[0, 0, bl] == 5
+    assert t.list_grade_lo[0, 0, bl] == 4 and t.list_grade_hi[0, 0, bl] == 5  # C and D
     assert t.rule_names[t.list_grade_rule[0, 0, bl]] == "unified.list.blacklist.grades"
     assert (t.objection_window == 0).all()
 
