@@ -20,7 +20,7 @@ from socialcredit import population as P
 from socialcredit import uscc
 
 #: Rows per table batch (a batch is one row group's worth or less).
-CHUNK = 1 << 20
+CHUNK = 1 << 16
 
 _D = pa.dictionary(pa.int16(), pa.string())
 SCHEMA = pa.schema([
