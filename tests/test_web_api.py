@@ -301,6 +301,30 @@ def test_overview_has_every_chart(client: Any) -> None:
     assert {r["group"] for r in body["disparity"]} >= {"income:0", "urban", "rural"}
 
 
+def test_overview_shows_a_run_against_its_published_figures(client: Any,
+                                                             tmp_path: Path) -> None:
+    """The overview carries the validation table of ``socialcredit validate`` for a run of a
+    scenario that a shipped target file names (issue 13), and nothing for the others."""
+    from fastapi.testclient import TestClient
+
+    from socialcredit.run import simulate
+    from socialcredit.targets import load_targets, validate_run
+    from socialcredit.web import create_app
+
+    assert client.get("/api/runs/base/overview").json()["validation"] == []
+    folder = tmp_path / "served"
+    path = simulate("china", out=folder / "china", citizens=2000, days=80)
+    with TestClient(create_app(folder)) as c:
+        rows = c.get("/api/runs/china/overview").json()["validation"]
+    want = validate_run(path, load_targets("china"))
+    assert len(rows) == len(want) == len(load_targets("china").targets)
+    assert [r["figure"] for r in rows] == [w.figure for w in want]
+    first = rows[0]
+    assert first["date"] == "2013-11-30" and first["use"] == "fitted"
+    assert first["model"] == pytest.approx(want[0].model)
+    assert {r["use"] for r in rows} == {"fitted", "held out"}
+
+
 def test_charts_people_can_read(client: Any, base: Any) -> None:
     # issue 15, item 6: values on hover, one grade scale per legend group, a disparity heat
     # map whose cells carry the numbers and the counts behind them

@@ -213,8 +213,26 @@ def overview(handle: RunHandle, region: str | None = None, group: str | None = N
         "groups": {k: v[0] for k, v in GROUPS.items()},
         "figures": figures,
         "disparity": disparity,
+        "validation": validation(handle),
         "notes": notes,
     }
+
+
+def validation(handle: RunHandle) -> list[dict[str, Any]]:
+    """The run against the published figures meant for its scenario (a shipped target file
+    whose ``scenario`` is the run's, as in ``socialcredit validate`` and the report), for the
+    whole run whatever the overview's filters; empty when no target file names the scenario."""
+    from socialcredit.targets import load_targets, shipped_targets, validate_run
+
+    name = (handle.manifest.get("scenario") or {}).get("name")
+    sets = [ts for ts in (load_targets(n) for n in shipped_targets()) if ts.scenario == name]
+    if not sets:
+        return []
+    return [{"figure": c.figure, "date": str(c.date), "unit": c.unit,
+             "published": c.published, "model": c.model, "ratio": c.ratio,
+             "within": bool(c.within), "tolerance": c.tolerance,
+             "use": "held out" if c.holdout else "fitted"}
+            for c in validate_run(handle.run, sets[0])]
 
 
 def _scores(handle: RunHandle, cur: duckdb.DuckDBPyConnection, region_id: str | None,

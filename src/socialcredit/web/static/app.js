@@ -209,8 +209,9 @@ async function pageOverview() {
   const grid = el("div", { class: "grid", id: "figures" }, FIGURES.map(([k, t]) => el("div", { class: "figure", id: "fig-" + k, "data-title": t })));
   const notes = el("ul", { class: "notes", id: "notes" });
   const disparity = el("div", { id: "disparity-table" });
+  const validation = el("div", { id: "validation-table" });
   const waiting = el("p", { class: "loading", id: "loading", role: "status" });
-  c.append(waiting, grid, disparity, notes);
+  c.append(waiting, grid, disparity, validation, notes);
 
   async function draw() {
     const f = new FormData(filters);
@@ -226,6 +227,11 @@ async function pageOverview() {
       notes.replaceChildren(...ov.notes.map((n) => el("li", {}, n)));
       disparity.replaceChildren(ov.disparity.length ? table(["group", "subjects", "decisions", "denied per 100", "wrongful per 100 denials", "on a list per 1,000"],
         ov.disparity.map((r) => [r.label, fmt(r.subjects), fmt(r.decisions), fmt(r.denied_per_100_decisions), fmt(r.wrongful_per_100_denials), fmt(r.listed_per_1000)]), { class: "compact" }) : "");
+      const share = (v, u) => (v === null || v === undefined) ? "–" : (u === "share" ? (100 * v).toFixed(2) + " %" : fmt(Math.round(v)));
+      validation.replaceChildren(...(ov.validation.length ? [el("h2", {}, "Model against published figures"),
+        table(["figure", "date", "published", "model", "ratio", "within", "use"],
+          ov.validation.map((r) => [r.figure, r.date, share(r.published, r.unit), share(r.model, r.unit),
+            r.ratio === null ? "–" : r.ratio.toFixed(2), (r.within ? "yes" : "no") + " (±" + Math.round(100 * r.tolerance) + " %)", r.use]), { class: "compact" })] : []));
       body.dataset.ready = "1";
     } catch (err) { fail(err); } finally { busy(waiting, grid, null); }
   }
