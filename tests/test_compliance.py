@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
-from socialcredit.engine import build_model, run_memory
+from engine_support import run_every_event
+from socialcredit.engine import build_model
 from socialcredit.kernel import layout as LY
 from socialcredit.scenario import Scenario
 
@@ -30,11 +30,7 @@ def measured_rates(compliance: bool, factor: float = 3.0) -> dict[str, tuple[int
     beh["acts"] = {"court_default": {"rate_per_year": 0.08},
                    "firm_court_default": {"rate_per_year": 0.4}}
     model = build_model(Scenario.from_dict(data).rescaled(12000))
-    before = numba.get_num_threads()
-    try:
-        res = run_memory(model, emit=LY.EMIT_ALL, threads=1)
-    finally:
-        numba.set_num_threads(before)
+    res = run_every_event(model)
     T = model.total_days
     by_subject: dict[int, list[tuple[int, np.ndarray]]] = {}
     for t, ev in enumerate(res.events):

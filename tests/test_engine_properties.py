@@ -24,13 +24,13 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from socialcredit.engine import Calendar, build_model, run_memory
+from engine_support import run_every_event
+from socialcredit.engine import Calendar, build_model
 from socialcredit.kernel import layout as LY
 from socialcredit.kernel.step import false_entries
 from socialcredit.population import household_starts
@@ -71,11 +71,7 @@ class World:
 
 def run_world(sc: Scenario) -> World:
     model = build_model(sc)
-    before = numba.get_num_threads()
-    try:
-        res = run_memory(model, emit=LY.EMIT_ALL, threads=1)
-    finally:
-        numba.set_num_threads(before)
+    res = run_every_event(model)
     cal = Calendar(model)
     pop = model.population
     C = model.n_citizens

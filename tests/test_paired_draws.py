@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import numba
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine_support import run_every_event
 from socialcredit.behaviour import build_behaviour
 from socialcredit.catalogue import load_catalogue
-from socialcredit.engine import build_model, run_memory
+from socialcredit.engine import build_model
 from socialcredit.kernel import layout as LY
 from socialcredit.scenario import Scenario
 
@@ -48,11 +48,7 @@ def scenario(name: str = "default", *, seed: int = 11, feedback: dict | None = N
 def events(sc: Scenario) -> tuple[Any, np.ndarray]:
     """The run's model and its events as one array with the day index in column 0."""
     model = build_model(sc)
-    before = numba.get_num_threads()
-    try:
-        res = run_memory(model, emit=LY.EMIT_ALL, threads=1)
-    finally:
-        numba.set_num_threads(before)
+    res = run_every_event(model)
     rows = [np.column_stack([np.full(len(ev), t), ev]) for t, ev in enumerate(res.events)
             if len(ev)]
     return model, np.concatenate(rows).astype(np.int64)

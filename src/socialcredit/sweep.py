@@ -743,20 +743,29 @@ def _sentence(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-def _check_sweep_dir(root: Path, plan: SweepPlan) -> None:
+def previous_plan(root: Path, plan_name: str, what: str) -> dict[str, Any] | None:
+    """The plan that a work directory (a sweep's, a calibration's) already holds, or None
+    when the directory does not exist yet or is empty; a directory of something else, or an
+    unreadable plan, is refused with one sentence."""
     if not root.exists():
-        return
+        return None
     if not root.is_dir():
-        raise UserError(f"{root} exists and is not a sweep directory")
-    plan_file = root / PLAN_FILE
+        raise UserError(f"{root} exists and is not a {what} directory")
+    plan_file = root / plan_name
     if not plan_file.is_file():
         if any(root.iterdir()):
-            raise UserError(f"{root} exists and is not a sweep directory; choose another --out")
-        return
+            raise UserError(f"{root} exists and is not a {what} directory; choose another --out")
+        return None
     try:
-        was = json.loads(plan_file.read_text(encoding="utf-8"))
+        return dict(json.loads(plan_file.read_text(encoding="utf-8")))
     except (OSError, ValueError):
         raise UserError(f"the plan {plan_file} cannot be read; choose another --out") from None
+
+
+def _check_sweep_dir(root: Path, plan: SweepPlan) -> None:
+    was = previous_plan(root, PLAN_FILE, "sweep")
+    if was is None:
+        return
     now = json.loads(json.dumps(plan.to_json()))
     if any(was.get(k) != now.get(k) for k in _SAME_PLAN):
         raise UserError(f"{root} holds another sweep (its sweep.json differs from this one); "

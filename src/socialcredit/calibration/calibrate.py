@@ -114,20 +114,11 @@ def prepare(scenario: str | Path, targets: str | Path, params: str | Path, *,
 
 
 def _check_dir(root: Path, plan: dict[str, Any]) -> None:
-    if not root.exists():
+    from socialcredit.sweep import previous_plan
+
+    was = previous_plan(root, PLAN_FILE, "calibration")
+    if was is None:
         return
-    if not root.is_dir():
-        raise UserError(f"{root} exists and is not a calibration directory")
-    plan_file = root / PLAN_FILE
-    if not plan_file.is_file():
-        if any(root.iterdir()):
-            raise UserError(f"{root} exists and is not a calibration directory; choose another "
-                            "--out")
-        return
-    try:
-        was = json.loads(plan_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise UserError(f"the plan {plan_file} cannot be read; choose another --out") from None
     now = json.loads(json.dumps({k: plan[k] for k in _SAME_PLAN}, default=str))
     differs = [k for k in _SAME_PLAN if was.get(k) != now.get(k)]
     if differs:
