@@ -39,6 +39,13 @@ def speech_penalties(policy: str) -> set[str]:
     return names
 
 
+def throttles(policy: str) -> set[str]:
+    """The measures that throttle a connection: ICCPR 19 covers seeking and receiving
+    information as well as expression."""
+    doc = load_policy(policy)
+    return {f"{m.origin}.measure.{m.id}" for m in doc.measures or [] if m.effect == "throttle"}
+
+
 def flagged(policy: str, right: str) -> set[str]:
     return {f.rule for f in audit_policy(policy) if right in f.rights}
 
@@ -46,17 +53,22 @@ def flagged(policy: str, right: str) -> set[str]:
 def test_unified_speech_rules_are_all_flagged() -> None:
     expected = speech_penalties("unified")
     assert expected == {"unified.score.spread_rumours", "unified.score.criticise_government"}
-    assert flagged("unified", "ICCPR 19") == expected
-    speech = [f for f in audit_policy("unified") if "ICCPR 19" in f.rights]
+    assert throttles("unified") == {"unified.measure.low_score_slow_internet"}
+    assert flagged("unified", "ICCPR 19") == expected | throttles("unified")
+    speech = [f for f in audit_policy("unified") if "ICCPR 19" in f.rights
+              and f.rule in expected]
     assert {f.rule for f in speech} == expected
     for f in speech:
         assert f.severity == "high"
         assert "expression" in f.why
+    (slow,) = [f for f in audit_policy("unified") if "ICCPR 19" in f.rights
+               and f.rule not in expected]
+    assert slow.severity == "medium" and "access to information" in slow.why
 
 
 @pytest.mark.parametrize("policy", sorted({str(p) for p in shipped_policies()}))
 def test_every_shipped_policy_is_flagged_exactly_for_its_speech_rules(policy: str) -> None:
-    assert flagged(policy, "ICCPR 19") == speech_penalties(policy)
+    assert flagged(policy, "ICCPR 19") == speech_penalties(policy) | throttles(policy)
 
 
 def test_national_has_no_speech_finding_but_its_child_and_travel_measures() -> None:
@@ -78,7 +90,7 @@ def test_a_reform_removing_the_child_sanction_removes_the_finding() -> None:
 def test_unified_sanctions_have_no_objection_window() -> None:
     findings = audit_policy("unified")
     deny = {f"unified.measure.{m.id}" for m in load_policy("unified").measures or []
-            if m.effect == "deny"}
+            if m.effect in ("deny", "throttle")}  # the sanctions
     assert {f.rule for f in findings if "ICCPR 14" in f.rights and f.severity == "high"} == deny
     # score-based travel bans are the severe kind
     assert {f.severity for f in findings if "ICCPR 12" in f.rights} == {"high"}

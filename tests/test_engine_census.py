@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 from socialcredit.engine import Calendar, build_model
+from socialcredit.kernel import layout as LY
 from socialcredit.run import simulate
 from socialcredit.scenario import Scenario
 from socialcredit.store import Run
@@ -164,11 +165,19 @@ def reachable(model: Any) -> dict[str, set[str]]:
                     leaves.add(int(lst))
     measures = _measures_in_reach(model, earliest)
     outcomes = {f"granted_{s}" for s in pol.service_names}
+    scalars = set()
     for m in measures:
-        what = "denied" if pol.measure_effect[m] == 0 else "fast_tracked"
+        effect = int(pol.measure_effect[m])
+        if effect == LY.EFFECT_THROTTLE:
+            # granted, with a throttled connection that ends when its trigger does
+            scalars |= {"throttled_grants", "throttle_starts", "throttled_days"}
+            if any((int(pol.measure_lists[e, r, m]) >> lst) & 1 for lst in leaves
+                   for e, r in on):
+                scalars.add("throttle_ends")
+            continue
+        what = "denied" if effect == LY.EFFECT_DENY else "fast_tracked"
         outcomes.add(f"{what}_{pol.service_names[pol.measure_service[m]]}")
     cat = model.catalogue
-    scalars = set()
     if any(pol.objection_window[e, r] > 0 for e in reported for r in range(R)):
         scalars |= {"objections", "appeals_won_true", "appeals_won_false", "appeals_lost_true",
                     "appeals_lost_false"}

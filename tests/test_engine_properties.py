@@ -301,22 +301,28 @@ def check_decisions(w: World) -> dict[int, int]:
                     if best:
                         found[m] = best
                 where = f"day {t}, subject {i}, service {pol.service_names[s]}"
-                if outcome == LY.OUT_GRANTED:
-                    assert meas == -1 and wrong == 0
+                effects = {m: int(pol.measure_effect[m]) for m in found}
+                if outcome == LY.OUT_GRANTED and meas == -1:
+                    assert wrong == 0
                     assert not found, f"{where}: granted although {[pol.measure_names[m] for m in found]} hold"
                     continue
                 assert meas in found, (f"{where}: {LY.OUTCOME_NAMES[outcome]} by "
                                        f"{pol.measure_names[meas]} whose trigger does not hold")
-                deny = pol.measure_effect[meas] == 0
-                assert deny == (outcome == LY.OUT_DENIED), f"{where}: measure of the wrong effect"
+                # a denial decides first, then a throttle (a grant), then a fast track
+                want = {LY.OUT_DENIED: LY.EFFECT_DENY, LY.OUT_GRANTED: LY.EFFECT_THROTTLE,
+                        LY.OUT_FAST: LY.EFFECT_FAST_TRACK}[outcome]
+                assert effects[meas] == want, f"{where}: measure of the wrong effect"
+                if outcome != LY.OUT_DENIED:
+                    assert LY.EFFECT_DENY not in effects.values(), \
+                        f"{where}: {LY.OUTCOME_NAMES[outcome]} although a denial holds"
                 if outcome == LY.OUT_FAST:
-                    assert not any(pol.measure_effect[m] == 0 for m in found), \
-                        f"{where}: fast-tracked although a denial holds"
+                    assert LY.EFFECT_THROTTLE not in effects.values(), \
+                        f"{where}: fast-tracked although a throttle holds"
                     continue
                 if all(pol.measure_grade_lo[e, r, m] < 0 for m in found):
-                    honest = any(v == 1 for m, v in found.items() if pol.measure_effect[m] == 0)
+                    honest = any(v == 1 for m, v in found.items() if effects[m] == want)
                     assert wrong == (0 if honest else 1), f"{where}: wrongful flag {wrong}"
-                    assert found[meas] == (1 if honest else 2), f"{where}: not the first honest denial"
+                    assert found[meas] == (1 if honest else 2), f"{where}: not the first honest decision"
     return outcomes
 
 

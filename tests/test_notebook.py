@@ -64,3 +64,25 @@ def test_simulate_draws_a_progress_bar_when_asked(tmp_path: Path,
     assert "simulating default" in err and "days" in err
     socialcredit.simulate("default", out=tmp_path / "s", citizens=300, days=3, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_explain_draws_a_progress_bar_when_asked(run: socialcredit.Run,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    quiet = socialcredit.explain(run, 3)
+    assert capsys.readouterr().err == ""
+    shown = socialcredit.explain(run, 3, progress=True)
+    err = capsys.readouterr().err
+    assert "explaining subject 3" in err and "days" in err
+    assert shown["days"] == quiet["days"] and shown["summary"] == quiet["summary"]
+
+
+def test_run_sweep_draws_a_progress_bar_of_runs(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    plan = tmp_path / "tiny.yaml"
+    plan.write_text("name: tiny\nscenario: default\ncitizens: 300\ndays: 3\n"
+                    "grid:\n  behaviour.awareness: [0.11, 0.5]\n")
+    result = socialcredit.run_sweep(plan, out=tmp_path / "out", progress=True)
+    assert len(result.finished) == 2
+    err = capsys.readouterr().err
+    assert "sweep tiny" in err and "2/2" in err and "runs" in err

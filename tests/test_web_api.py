@@ -286,7 +286,7 @@ def test_a_run_without_ledger_is_replayed(client: Any) -> None:
 # --- overview ---------------------------------------------------------------------------------
 
 
-FIGURES = {"scores", "grades", "lists", "decisions", "wrongful", "disparity"}
+FIGURES = {"scores", "grades", "lists", "decisions", "throttled", "wrongful", "disparity"}
 
 
 def test_overview_has_every_chart(client: Any) -> None:

@@ -1,5 +1,5 @@
 """From the engine's counters and events to tables: ``daily``, ``records``, ``ledger``,
-``list_events``, ``decisions``, ``snapshots``, and the manifest's census.
+``list_events``, ``decisions``, ``restrictions``, ``snapshots``, and the manifest's census.
 
 Pure conversion: it turns integer arrays into Arrow tables with the names of the policy and
 the catalogue; the recorder (``socialcredit.recorder``) writes them.
@@ -63,6 +63,8 @@ class DailyCollector:
         self.active: np.ndarray | None = None
         subj = model.packed.MO[LY.M_SUBJECTS]
         self._subjects_col = int(subj)
+        self._throttled_col = int(model.packed.MO[LY.M_THROTTLED])
+        self.throttled_days = 0  # subject-days throttled over the reported days
 
     def add(self, t: int, counts: np.ndarray) -> None:
         m = self.model
@@ -72,6 +74,7 @@ class DailyCollector:
         if t < m.burn_in:
             return
         self.census += np.where(self.stock, 0, counts.sum(axis=0))
+        self.throttled_days += int(self.level[:, self._throttled_col].sum())
         row = np.where(self.stock[None, :], self.level, counts)[self.active]
         # kept column by column: the table is built from columns, and gathering each column
         # from rows at the end would read the whole buffer once per column
@@ -122,16 +125,19 @@ class DailyCollector:
                 out[fam] = int(self.census[k])
             else:
                 out.setdefault(fam, {})[name[len(_prefix(fam)):]] = int(self.census[k])
+        out["throttled_days"] = self.throttled_days
         return out
 
     def state(self) -> dict[str, np.ndarray]:
         assert self.active is not None
-        return {"level": self.level, "census": self.census, "active": self.active}
+        return {"level": self.level, "census": self.census, "active": self.active,
+                "throttled_days": np.array([self.throttled_days], np.int64)}
 
     def load_state(self, st: dict[str, np.ndarray]) -> None:
         self.level = st["level"].copy()
         self.census = st["census"].copy()
         self.active = st["active"].copy()
+        self.throttled_days = int(st["throttled_days"][0]) if "throttled_days" in st else 0
 
 
 def _prefix(fam: str) -> str:
@@ -175,7 +181,12 @@ SCHEMAS = {
                             ("service", pa.dictionary(pa.int16(), pa.string())),
                             ("outcome", pa.dictionary(pa.int16(), pa.string())),
                             ("measure", pa.dictionary(pa.int16(), pa.string())),
-                            ("wrongful", pa.bool_())]),
+                            ("wrongful", pa.bool_()), ("throttled", pa.bool_())]),
+    "restrictions": pa.schema([("day", pa.date32()), ("subject_id", pa.int64()),
+                               ("service", pa.dictionary(pa.int16(), pa.string())),
+                               ("event", pa.dictionary(pa.int16(), pa.string())),
+                               ("measure", pa.dictionary(pa.int16(), pa.string())),
+                               ("wrongful", pa.bool_())]),
     "snapshots": pa.schema([("day", pa.date32()), ("subject_id", pa.int64()),
                             ("score", pa.int16()), ("grade", pa.dictionary(pa.int16(), pa.string())),
                             ("lists", pa.uint8()), ("false_lists", pa.uint8()),
@@ -236,7 +247,21 @@ def event_tables(model: Any, day: int, ev: np.ndarray) -> dict[str, pa.Table]:
             pa.array(np.maximum(meas, 0).astype(np.int16), mask=meas < 0),
             pa.array(pol.measure_names if pol.measure_names else [""]))
         cols["wrongful"] = pa.array(ev[sel, 5] == 1)
+        throttles = np.asarray(pol.measure_effect, np.int64) == LY.EFFECT_THROTTLE
+        cols["throttled"] = pa.array((meas >= 0) & throttles[np.maximum(meas, 0)]
+                                     if len(throttles) else np.zeros(len(meas), bool))
         out["decisions"] = pa.table(cols, schema=SCHEMAS["decisions"])
+    sel = typ == LY.EV_RESTRICTION
+    if sel.any():
+        cols = base(sel)
+        cols["service"] = _dict(ev[sel, 2], pol.service_names)
+        cols["event"] = _dict(ev[sel, 3], ["end", "start"])
+        meas = ev[sel, 4]
+        cols["measure"] = pa.DictionaryArray.from_arrays(
+            pa.array(np.maximum(meas, 0).astype(np.int16), mask=meas < 0),
+            pa.array(pol.measure_names if pol.measure_names else [""]))
+        cols["wrongful"] = pa.array(ev[sel, 5] == 1)
+        out["restrictions"] = pa.table(cols, schema=SCHEMAS["restrictions"])
     return out
 
 

@@ -32,14 +32,15 @@ COMPILING = "compiling the day kernel, once: about a minute"
 
 
 @contextlib.contextmanager
-def progress_bar(title: str) -> Iterator[tuple[ProgressFn, NoticeFn]]:
-    """A Rich progress bar of days (on stderr, or in the notebook's output) for
-    ``simulate(progress=True)``: yields its ``progress`` and ``notice`` callbacks."""
+def progress_bar(title: str, unit: str = "days") -> Iterator[tuple[ProgressFn, NoticeFn]]:
+    """A Rich progress bar (on stderr, or in the notebook's output) for the API's
+    ``progress=True`` (``simulate``, ``explain``, ``run_sweep``): yields its ``progress`` and
+    ``notice`` callbacks; ``unit`` is what it counts."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("days"), TimeElapsedColumn(), console=Console(stderr=True)) as bar:
+                  TextColumn(unit), TimeElapsedColumn(), console=Console(stderr=True)) as bar:
         task = bar.add_task(title, total=None)
 
         def progress(done: int, total: int) -> None:
@@ -267,7 +268,7 @@ def run_tables(ledger: bool, subjects: bool = True) -> dict[str, Any]:
 
         tables["subjects"] = SCHEMA
     if ledger:
-        for name in ("records", "ledger", "list_events", "decisions", "snapshots"):
+        for name in ("records", "ledger", "list_events", "decisions", "restrictions", "snapshots"):
             tables[name] = SCHEMAS[name]
     return tables
 

@@ -13,7 +13,8 @@ from typing import Any
 
 #: The headline counts that :func:`estimates` scales, with the unit each counts.
 EVENT_UNITS = {"acts": "acts", "records": "records", "decisions": "decisions",
-               "denied": "decisions", "fast_tracked": "decisions"}
+               "denied": "decisions", "fast_tracked": "decisions", "throttled": "decisions",
+               "throttled_days": "subject-days"}
 #: The unit of a subject kind's count in the real population.
 KIND_UNITS = {"citizen": "people", "business": "businesses"}
 
@@ -96,6 +97,7 @@ def summarize(path: str | Path) -> dict[str, Any]:
     denied = sum(v for k, v in census.get("decisions", {}).items() if k.startswith("denied_"))
     fast = sum(v for k, v in census.get("decisions", {}).items() if k.startswith("fast_tracked_"))
     wrongful = sum(census.get("wrongful", {}).values())
+    throttled = int(census.get("throttled_grants", 0))
     records_true = sum(census.get("records_true", {}).values())
     records_false = sum(census.get("records_false", {}).values())
     grades: dict[str, dict[str, float]] = {}
@@ -132,8 +134,11 @@ def summarize(path: str | Path) -> dict[str, Any]:
         "decisions": decisions,
         "denied": denied,
         "fast_tracked": fast,
+        "throttled": throttled,
+        "throttled_days": int(census.get("throttled_days", 0)),
         "wrongful": wrongful,
-        "wrongful_share": wrongful / max(1, denied),
+        # wrongful decisions are wrongful denials and throttles (DESIGN 2.7)
+        "wrongful_share": wrongful / max(1, denied + throttled),
         "grades": grades,
         "grade_order": order,
         "seconds": float(m.get("timings", {}).get("total_s", 0.0)),

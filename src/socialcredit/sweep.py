@@ -79,7 +79,8 @@ RESULTS_FILE = "results.csv"
 EXTRA_PARAMETERS = ("citizens",)
 #: Headline metrics of each run, from :func:`socialcredit.summary.summarize`.
 METRICS = ("citizens", "businesses", "days", "acts", "records", "records_false", "false_share",
-           "decisions", "denied", "fast_tracked", "wrongful", "wrongful_share")
+           "decisions", "denied", "fast_tracked", "throttled", "throttled_days", "wrongful",
+           "wrongful_share")
 
 
 # --- the sweep file ------------------------------------------------------------------------
@@ -642,7 +643,7 @@ def default_sweep_out(plan: SweepPlan) -> Path:
 
 def run_sweep(file: str | Path | SweepPlan, *, out: str | Path | None = None,
               scheduler: str | None = None, client: Any = None, threads: int | None = None,
-              progress: ProgressFn | None = None, retries: int = 0,
+              progress: ProgressFn | bool | None = None, retries: int = 0,
               connect_timeout: float | None = None) -> SweepResult:
     """Execute a sweep into its sweep directory and return what happened.
 
@@ -652,8 +653,21 @@ def run_sweep(file: str | Path | SweepPlan, *, out: str | Path | None = None,
     Dask worker. ``threads`` is numba's threads per run (default: all the worker's cores, or
     its ``NUMBA_NUM_THREADS``). ``retries`` re-runs a failed run that many times (a worker
     that dies is not a failure: Dask re-runs its task elsewhere). A run that still fails is
-    reported in the result and in ``status.json``, not raised."""
+    reported in the result and in ``status.json``, not raised. ``progress(done, total)`` is
+    called as runs finish; ``progress=True`` draws a progress bar of runs instead (in a
+    terminal or a notebook)."""
     from socialcredit.distributed import connect, parse_scheduler
+
+    if progress is True:
+        from socialcredit.run import progress_bar
+
+        name = file.name if isinstance(file, SweepPlan) else Path(file).stem
+        with progress_bar(f"sweep {name}", unit="runs") as (bar, _note):
+            return run_sweep(file, out=out, scheduler=scheduler, client=client,
+                             threads=threads, progress=bar, retries=retries,
+                             connect_timeout=connect_timeout)
+    if progress is False:
+        progress = None
 
     t_start = time.perf_counter()
     plan = file if isinstance(file, SweepPlan) else load_sweep(file)

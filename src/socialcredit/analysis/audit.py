@@ -243,12 +243,18 @@ class _Auditor:
                 by_grade = bool(m.trigger and m.trigger.grades)
                 self.add(name, ["ICCPR 12"], "high" if by_grade else "medium",
                          f"bans {m.service} travel for {trig}", m)
-            if deny and (no_window or never_win):
+            throttle = m.effect == "throttle"
+            verb = "throttles" if throttle else "denies"
+            if throttle:
+                self.add(name, ["ICCPR 19"], "medium",
+                         f"throttles the {m.service} connection for {trig}, for as long as it "
+                         "holds: it slows the subject's access to information", m)
+            if (deny or throttle) and (no_window or never_win):
                 if no_window:
                     detail = "no objection window" + (" at times" if windows and max(windows) else "")
-                    why = f"denies {m.service} for {trig} with {detail}: records behind it cannot be contested"
+                    why = f"{verb} {m.service} for {trig} with {detail}: records behind it cannot be contested"
                 else:
-                    why = f"denies {m.service} for {trig}, and objections to false records never succeed"
+                    why = f"{verb} {m.service} for {trig}, and objections to false records never succeed"
                 self.add(name, ["ICCPR 14"], "high", why, m)
             if "children" in reach:
                 self.add(name, ["CRC 2(2)"], "high",

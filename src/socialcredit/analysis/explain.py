@@ -13,6 +13,7 @@ renders it for the terminal.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from socialcredit.store import Run
 
 #: The tables a ledger run stores that a replay reproduces row for row.
-LEDGER_TABLES = ("records", "ledger", "list_events", "decisions")
+LEDGER_TABLES = ("records", "ledger", "list_events", "decisions", "restrictions")
 
 #: Days replayed per call of the engine (bounds the memory of the per-day counters).
 REPLAY_CHUNK_DAYS = 32
@@ -62,18 +63,28 @@ class Replay:
 
 
 def replay_group(run: str | Path | Run, subject: str | int, *,
-                 model: Model | None = None) -> Replay:
+                 model: Model | None = None,
+                 progress: Callable[[int, int], None] | None = None,
+                 notice: Callable[[str], None] | None = None) -> Replay:
     """Replay the group of ``subject`` (an id or a business's USCC) alone, from the seed.
 
     ``model`` (from :func:`~socialcredit.analysis.common.build_run_model`) saves rebuilding
-    it when replaying many subjects of one run."""
+    it when replaying many subjects of one run. ``progress(done, total)`` is called after
+    each chunk of days, ``notice(text)`` while the model is built and the kernels compile."""
     from socialcredit.engine import Shard, run_memory
     from socialcredit.population import subject_id
 
     run = open_run(run)
     check_trusted(run, "explain")
-    model = model or build_run_model(run)
+    if model is None:
+        if notice:
+            notice("building the run's population")
+        model = build_run_model(run)
     sid = subject_id(model.population, str(subject))
+    if notice:
+        from socialcredit.run import COMPILING, cpu_kernels_compiled
+
+        notice("" if cpu_kernels_compiled() else COMPILING)
     c_lo, c_hi, b_lo, b_hi = model.population.group_of(sid)
     C = model.n_citizens
     # Shard takes business *indices*; the group gives business ids (>= C)
@@ -88,6 +99,10 @@ def replay_group(run: str | Path | Run, subject: str | int, *,
                          until=min(total, t0 + REPLAY_CHUNK_DAYS), state=state)
         state = mem.state
         events.extend(mem.events)
+        if notice and t0 == 0:
+            notice("")
+        if progress:
+            progress(len(events), total)
     return Replay(run=run, model=model, subject=sid, group=(c_lo, c_hi, b_lo, b_hi),
                   events=events)
 
@@ -96,7 +111,8 @@ def replay_group(run: str | Path | Run, subject: str | int, *,
 
 
 def replay_tables(replay: Replay, subject: int | None = None) -> dict[str, pa.Table]:
-    """The ledger tables (``records``, ``ledger``, ``list_events``, ``decisions``) of one
+    """The ledger tables (``records``, ``ledger``, ``list_events``, ``decisions``,
+    ``restrictions``) of one
     subject of the group over the reported days, built from the replay exactly as the
     recorder builds them from a whole run."""
     import pyarrow as pa
@@ -179,6 +195,7 @@ class _State:
     honest: int = LY.NO_GRADE
     lists: dict[int, bool] = field(default_factory=dict)  # list index -> false-caused
     obligations: int = 0
+    throttled_since: int | None = None  # day number the throttled connection began
 
 
 class _Story:
@@ -228,6 +245,8 @@ class _Story:
             "lists": [{"list": self.pol.list_names[k], "false_caused": v}
                       for k, v in sorted(st.lists.items())],
             "open_obligations": st.obligations,
+            "throttled_since": (date_of(st.throttled_since).isoformat()
+                                if st.throttled_since is not None else None),
         }
 
     # the trigger of a measure, read as the kernel reads it
@@ -331,13 +350,25 @@ class _Story:
                    "outcome": LY.OUTCOME_NAMES[b],
                    "measure": pol.measure_names[c] if c >= 0 else None,
                    "reference": self.measure_refs.get(pol.measure_names[c], "") if c >= 0 else "",
-                   "wrongful": bool(d)}
+                   "wrongful": bool(d),
+                   "throttled": c >= 0 and int(pol.measure_effect[c]) == LY.EFFECT_THROTTLE}
             if c >= 0 and tell and subj == self.sid:
                 out.update(self.cause(c, day, before))
+        elif typ == LY.EV_RESTRICTION:
+            out = {"type": "restriction", "service": pol.service_names[a],
+                   "event": "start" if b == LY.RESTRICTION_START else "end",
+                   "measure": pol.measure_names[c] if c >= 0 else None, "wrongful": bool(d)}
+            if b == LY.RESTRICTION_START:
+                st.throttled_since = day
+            else:
+                out["since"] = (date_of(st.throttled_since).isoformat()
+                                if st.throttled_since is not None else None)
+                out["days"] = day - st.throttled_since if st.throttled_since is not None else None
+                st.throttled_since = None
         if subj != self.sid:
             return None
         if not tell:
-            if out is not None and out["type"] in ("list", "record"):
+            if out is not None and out["type"] in ("list", "record", "restriction"):
                 self.burn_in_log.append((day, out))
             return None
         return out
@@ -408,6 +439,29 @@ def _measure_references(run: Run) -> dict[str, str]:
     return refs
 
 
+def _throttled_days(days: list[dict[str, Any]], at_start: dict[str, Any], start: str,
+                    end: str) -> int:
+    """Days of the reported period on which the subject's connection was throttled: from
+    each start (or the first reported day, if it began in the burn-in) to its end (or to
+    the last day, inclusive, if it was still throttled)."""
+    import datetime as dt
+
+    since = start if at_start.get("throttled_since") else None
+    total = 0
+    for d in days:
+        for e in d["events"]:
+            if e["type"] != "restriction":
+                continue
+            if e["event"] == "start":
+                since = d["day"]
+            elif since is not None:
+                total += (dt.date.fromisoformat(d["day"]) - dt.date.fromisoformat(since)).days
+                since = None
+    if since is not None:
+        total += (dt.date.fromisoformat(end) - dt.date.fromisoformat(since)).days + 1
+    return total
+
+
 def _summary(days: list[dict[str, Any]]) -> dict[str, int]:
     evs = [e for d in days for e in d["events"]]
 
@@ -430,19 +484,29 @@ def _summary(days: list[dict[str, Any]]) -> dict[str, int]:
         "fast_tracked": n(lambda e: e["type"] == "decision" and e["outcome"] == "fast_tracked"),
         "wrongful": n(lambda e: e["type"] == "decision" and e["wrongful"]),
         "reached_through_group": n(lambda e: e["type"] == "decision" and bool(e.get("via"))),
+        "throttles_started": n(lambda e: e["type"] == "restriction" and e["event"] == "start"),
+        "throttles_ended": n(lambda e: e["type"] == "restriction" and e["event"] == "end"),
     }
 
 
 def explain(run: str | Path | Run, subject: str | int, *, check: bool = True,
-            model: Model | None = None) -> dict[str, Any]:
+            model: Model | None = None, progress: bool = False) -> dict[str, Any]:
     """The story of one subject (an id or a business's USCC) as a JSON-ready dict.
 
     Replays the subject's group alone from the seed; with ``check`` and a run that stored a
     ledger, compares the replay with the stored tables (``ledger_check``). ``model`` may be
-    passed to explain many subjects of one run without rebuilding it."""
+    passed to explain many subjects of one run without rebuilding it. ``progress=True``
+    draws a progress bar of the replayed days (in a terminal or a notebook), saying so while
+    the population is rebuilt and the kernels compile."""
     from socialcredit.population import describe
 
-    replay = replay_group(run, subject, model=model)
+    if progress:
+        from socialcredit.run import progress_bar
+
+        with progress_bar(f"explaining subject {subject}") as (bar, note):
+            replay = replay_group(run, subject, model=model, progress=bar, notice=note)
+    else:
+        replay = replay_group(run, subject, model=model)
     m = replay.model
     sid = replay.subject
     story = _Story(replay).run()
@@ -463,6 +527,8 @@ def explain(run: str | Path | Run, subject: str | int, *, check: bool = True,
         "summary": _summary(story["days"]),
         "days": story["days"],
     }
+    out["summary"]["throttled_days"] = _throttled_days(story["days"], story["at_start"],
+                                                       start.isoformat(), end.isoformat())
     out["ledger_check"] = ledger_check(replay) if check else {"status": "not checked",
                                                                "tables": {}}
     return out

@@ -6,7 +6,7 @@ JSON-ready Python values; :func:`all_metrics` gathers them. Two sources:
 - the ``daily`` table (every run): counts per day, region, kind and cell (income band and
   urban/rural for citizens, size band for businesses), the census in the manifest;
 - the per-subject tables of a ``--ledger`` run (``snapshots``, ``records``, ``ledger``,
-  ``list_events``, ``decisions``): score distributions, the education and age bands, time on
+  ``list_events``, ``decisions``, ``restrictions``): score distributions, the education and age bands, time on
   lists, the false records behind wrongful decisions, the rules that moved most points.
 
 Where a metric needs the ledger and the run has none, it says so (``available: false`` and a
@@ -545,6 +545,63 @@ def time_to_exit(run: str | Path | Run) -> list[dict[str, Any]]:
     return out
 
 
+def throttles(run: str | Path | Run) -> dict[str, Any]:
+    """Throttled connections (a measure with ``effect: throttle``): subject-days throttled,
+    throttles begun and ended, by region, and the subjects throttled each day.
+
+    A subject counts on every day its connection is throttled at the day's end, so the
+    daily ``throttled`` column's sum is the subject-days throttled. With a ledger, each
+    throttle begun in the reported days is paired with its end (days throttled: median,
+    mean, 90th percentile), and the share begun on false records alone (wrongful) is given."""
+    run = open_run(run)
+    if "throttled" not in run.columns("daily"):
+        return {"available": False, "note": "the run predates throttled connections"}
+    census = run.manifest.get("census") or {}
+    regions = _rows(run, """
+        SELECT region, kind, sum(throttled) AS subject_days, sum(subjects) AS all_days,
+               sum(throttle_starts) AS started, sum(throttle_ends) AS ended
+        FROM daily GROUP BY ALL ORDER BY region, kind""")
+    by_region = []
+    for r in regions:
+        if not (r["subject_days"] or r["started"] or r["ended"]):
+            continue
+        by_region.append({"region": r["region"], "kind": r["kind"],
+                          "subject_days": int(r["subject_days"] or 0),
+                          "per_1000_subject_days": _per_1000(float(r["subject_days"] or 0),
+                                                             float(r["all_days"] or 0)),
+                          "started": int(r["started"] or 0), "ended": int(r["ended"] or 0)})
+    out: dict[str, Any] = {
+        "available": True,
+        "subject_days": int(census.get("throttled_days", sum(r["subject_days"] for r in by_region))),
+        "started": int(census.get("throttle_starts", 0)),
+        "ended": int(census.get("throttle_ends", 0)),
+        "by_region": by_region,
+        "series": [],
+    }
+    if not by_region:
+        return out
+    last = _rows(run, "SELECT sum(throttled) AS n FROM daily WHERE day = (SELECT max(day) FROM daily)")
+    out["throttled_last_day"] = int(last[0]["n"] or 0)
+    out["series"] = _rows(run, """SELECT day, region, sum(throttled) AS throttled FROM daily
+                                  GROUP BY ALL ORDER BY day, region""")
+    if run.has("restrictions"):
+        pairs = _rows(run, """
+            WITH e AS (SELECT subject_id, event, day, wrongful, row_number() OVER () AS k
+                       FROM restrictions),
+                 p AS (SELECT *, lead(event) OVER w AS next_event, lead(day) OVER w AS next_day
+                       FROM e WINDOW w AS (PARTITION BY subject_id ORDER BY k))
+            SELECT next_event, datediff('day', day, next_day) AS days, wrongful
+            FROM p WHERE event = 'start'""")
+        done = np.array([p["days"] for p in pairs if p["next_event"] == "end"], dtype=float)
+        out["ledger"] = {"begun": len(pairs), "ended": int(done.size),
+                         "still_throttled": sum(1 for p in pairs if p["next_event"] is None),
+                         "wrongful": sum(1 for p in pairs if p["wrongful"])}
+        if done.size:
+            out["ledger"].update(median_days=float(np.median(done)), mean_days=float(done.mean()),
+                                 p90_days=float(np.quantile(done, 0.9)))
+    return out
+
+
 # --- behaviour under pressure -----------------------------------------------------------------
 
 
@@ -677,6 +734,7 @@ def all_metrics(run: str | Path | Run) -> dict[str, Any]:
         "compliance": compliance(run),
         "top_rules": top_rules(run),
         "decisions": decisions_by_service(run),
+        "throttles": throttles(run),
     }
     return _iso(out)
 

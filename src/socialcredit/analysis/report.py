@@ -239,13 +239,37 @@ def _scores(run: Run, page: _Page) -> None:
     from plotly.subplots import make_subplots
 
     dist = M.score_distribution(run)
-    rows = dist or M.mean_scores(run)
-    if not rows:
+    means = M.mean_scores(run)
+    if not (dist or means):
         page.section("Scores over time", "<p>No subject carries a score under this policy.</p>")
         return
-    # citizens and businesses are scored on different scales: one panel each
-    kinds = sorted({r["kind"] for r in rows}, key=lambda k: k != "citizen")
-    fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=[_plural(k) for k in kinds])
+    # citizens and businesses are scored on different scales: one panel each. A kind whose
+    # quartiles never move (most businesses keep their starting score) is shown by its mean
+    # instead, and a kind whose mean does not move either gets a sentence, not a flat panel.
+    flat_notes: list[str] = []
+    mode: dict[str, str] = {}
+    for kind in sorted({r["kind"] for r in dist + means}, key=lambda k: k != "citizen"):
+        d = [r for r in dist if r["kind"] == kind]
+        mn = [r for r in means if r["kind"] == kind]
+        if d and not _flat(d, ("p25", "p50", "p75")):  # what the panel draws
+            mode[kind] = "dist"
+        elif mn and not _flat(mn, ("mean",), tolerance=0.5):
+            mode[kind] = "mean"
+            if d:
+                flat_notes.append(f"The {_plural(kind)}' quartiles did not move (median "
+                                  f"{_fmt(d[0]['p50'])}); their panel shows the mean score.")
+        else:
+            level = _fmt((d or mn)[0].get("p50", (d or mn)[0].get("mean")))
+            flat_notes.append(f"Scored {_plural(kind)} kept their scores (at {level}) "
+                              "throughout: no panel is drawn for them.")
+    if not mode:
+        page.section("Scores over time", "<p>" + _e(" ".join(flat_notes)) + "</p>")
+        return
+    kinds = list(mode)
+    rows = [r for r in dist if mode.get(r["kind"]) == "dist"] + \
+        [r for r in means if mode.get(r["kind"]) == "mean"]
+    fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=[
+        _plural(k) + ("" if mode[k] == "dist" else " (mean score)") for k in kinds])
     keys = sorted({(r["region"], r["kind"]) for r in rows})
     regions = sorted({r for r, _ in keys})
     for region, kind in keys:
@@ -254,7 +278,7 @@ def _scores(run: Run, page: _Page) -> None:
         sel = [r for r in rows if (r["region"], r["kind"]) == (region, kind)]
         x = [r["day"] for r in sel]
         first = kinds.index(kind) == 0
-        if dist:
+        if mode[kind] == "dist":
             # the interquartile band; "tonexty" fills down to the trace just before
             fig.add_trace(go.Scatter(x=x, y=[r["p75"] for r in sel], mode="lines",
                                      line={"width": 0}, showlegend=False, hoverinfo="skip"),
@@ -271,9 +295,12 @@ def _scores(run: Run, page: _Page) -> None:
         else:
             y = [r["mean"] for r in sel]
         fig.add_trace(go.Scatter(x=x, y=y, name=region, legendgroup=region,
-                                 mode="lines+markers", showlegend=first or len(kinds) == 1,
+                                 mode="lines+markers" if mode[kind] == "dist" else "lines",
+                                 showlegend=first or len(kinds) == 1,
                                  line={"color": c, "width": 2},
-                                 hovertemplate="%{x}: %{y:.0f}<extra>" + _e(region) + "</extra>"),
+                                 hovertemplate="%{x}: %{y:" + (".0f" if mode[kind] == "dist"
+                                                               else ".1f") + "}<extra>"
+                                               + _e(region) + "</extra>"),
                       row=1, col=col)
     fig.update_yaxes(title_text="points", row=1, col=1)
     if dist:
@@ -282,6 +309,7 @@ def _scores(run: Run, page: _Page) -> None:
     else:
         note = ("Mean score of scored subjects by region (the run has no snapshots; run with "
                 "--ledger for the whole distribution).")
+    note = " ".join([note, *flat_notes])
     ineq = M.score_inequality(run)
     table = ""
     if ineq.get("available"):
@@ -291,6 +319,21 @@ def _scores(run: Run, page: _Page) -> None:
                  + _table(["region", "kind", "scored", "mean", "Gini", "p10", "median", "p90"],
                           rows2, {2, 3, 4, 5, 6, 7}))
     page.section("Scores over time", page.figure(fig) + table, note)
+
+
+def _flat(rows: list[dict[str, Any]], keys: Sequence[str], tolerance: float = 0.0) -> bool:
+    """Whether every region's series of each key stays within ``tolerance`` of its first
+    value over the days (a panel of such series draws flat lines)."""
+    first: dict[tuple[Any, str], float] = {}
+    for r in rows:
+        for k in keys:
+            v = r.get(k)
+            if v is None:
+                continue
+            f = first.setdefault((r["region"], k), float(v))
+            if abs(float(v) - f) > tolerance:
+                return False
+    return True
 
 
 def _plural(kind: str) -> str:
@@ -310,7 +353,24 @@ def _grades(run: Run, page: _Page) -> None:
     rows = M.grade_shares(run)
     if not rows:
         return
-    panels = sorted({(r["region"], r["kind"]) for r in rows})
+    # a panel whose shares never move (every business keeps its grade) is a sentence instead
+    still: list[str] = []
+    panels = []
+    for region, kind in sorted({(r["region"], r["kind"]) for r in rows}):
+        sel = [dict(r, region=r["grade"]) for r in rows if (r["region"], r["kind"]) == (region, kind)]
+        if _flat(sel, ("share",), tolerance=0.0005):
+            top = max((r for r in sel if r["day"] == sel[0]["day"]), key=lambda r: r["share"])
+            still.append(f"{region} ({_plural(kind)}): {top['grade']} {_pct(top['share'])} "
+                         "throughout")
+        else:
+            panels.append((region, kind))
+    note = ("Share of each grade among graded subjects, by region and kind (best grade "
+            "first in each region's scale).")
+    if still:
+        note += " Shares that did not move are not drawn: " + "; ".join(still) + "."
+    if not panels:
+        page.section("Grade shares", "<p>" + _e(note) + "</p>")
+        return
     cols = min(3, len(panels))
     nrows = (len(panels) + cols - 1) // cols
     fig = make_subplots(rows=nrows, cols=cols, shared_yaxes=True,
@@ -339,9 +399,7 @@ def _grades(run: Run, page: _Page) -> None:
                           row=i // cols + 1, col=i % cols + 1)
             shown.add(g)
     fig.update_yaxes(tickformat=".0%")
-    page.section("Grade shares", page.figure(fig, height=300 * nrows + 60),
-                 "Share of each grade among graded subjects, by region and kind (best grade "
-                 "first in each region's scale).")
+    page.section("Grade shares", page.figure(fig, height=300 * nrows + 60), note)
 
 
 def _regions(run: Run, page: _Page) -> None:
@@ -464,6 +522,41 @@ def _decisions(run: Run, page: _Page) -> None:
                  page.figure(fig, height=max(300, 28 * len(shown) + 120)) + table,
                  "Every request is decided: granted, denied, or fast-tracked; the measure behind "
                  "each denial or privilege is in the ledger (socialcredit explain).")
+
+
+def _throttles(run: Run, page: _Page) -> None:
+    import plotly.graph_objects as go
+
+    th = M.throttles(run)
+    if not th.get("available") or not th["by_region"]:
+        return
+    fig = go.Figure()
+    regions = list(dict.fromkeys(r["region"] for r in th["series"]))
+    for i, reg in enumerate(regions):
+        sel = [r for r in th["series"] if r["region"] == reg]
+        fig.add_trace(go.Scatter(
+            x=[r["day"] for r in sel], y=[int(r["throttled"] or 0) for r in sel], name=reg,
+            line={"color": COLOURS[i % len(COLOURS)]},
+            hovertemplate=f"{_e(reg)}: %{{y}} subjects throttled on %{{x}}<extra></extra>"))
+    fig.update_layout(yaxis_title="subjects throttled (at the day's end)",
+                      title="Throttled connections, each day")
+    rows = [(r["region"], r["kind"], r["subject_days"], r["per_1000_subject_days"],
+             r["started"], r["ended"]) for r in th["by_region"]]
+    table = _table(["region", "kind", "subject-days throttled", "per 1,000 subject-days",
+                    "throttles begun", "ended"], rows, {2, 3, 4, 5})
+    led = th.get("ledger")
+    if led:
+        table += "<h3>How long a throttle lasts</h3>" + _table(
+            ["begun in the reported days", "ended", "still throttled", "wrongful (false records "
+             "alone)", "median days", "mean days", "p90 days"],
+            [(led["begun"], led["ended"], led["still_throttled"], led["wrongful"],
+              led.get("median_days"), led.get("mean_days"), led.get("p90_days"))],
+            {0, 1, 2, 3, 4, 5, 6})
+    page.section("Throttled connections", page.figure(fig, height=360) + table,
+                 f"{th['subject_days']:,} subject-days throttled in all ({th['started']:,} "
+                 f"throttles begun, {th['ended']:,} ended, {th.get('throttled_last_day', 0):,} "
+                 "still throttled on the last day). A throttled connection is granted but slowed, "
+                 "and stays so while the measure's trigger holds for the subject.")
 
 
 def _wrongful(run: Run, page: _Page) -> None:
@@ -646,6 +739,7 @@ def build_report(run: str | Path | Run) -> str:
     _lists(run, page)
     _validation(run, page)
     _decisions(run, page)
+    _throttles(run, page)
     _wrongful(run, page)
     _rules(run, page)
     _fairness(run, page)

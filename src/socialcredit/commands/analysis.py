@@ -99,6 +99,8 @@ def event_text(e: dict[str, Any]) -> str:
             return f"[dim]asks for {svc}: granted[/dim]"
         label = {"denied": "[bold red]DENIED[/bold red]", "fast_tracked":
                  "[bold green]fast-tracked[/bold green]", "granted": "granted"}[e["outcome"]]
+        if e.get("throttled"):
+            label = "[bold red]granted, THROTTLED[/bold red]"
         text = f"asks for {svc}: {label} by [cyan]{x(e['measure'] or '')}[/cyan]"
         if e.get("trigger"):
             text += f" ({x(e['trigger'])})"
@@ -111,6 +113,14 @@ def event_text(e: dict[str, Any]) -> str:
         if e.get("reference"):
             text += f"\n[dim]{x(e['reference'])}[/dim]"
         return text
+    if t == "restriction":
+        svc = x(e["service"])
+        if e["event"] == "start":
+            return (f"[bold red]{svc} connection throttled[/bold red] by [cyan]"
+                    f"{x(e['measure'] or '')}[/cyan], while its trigger holds"
+                    + _yes(e["wrongful"], "(WRONGFUL: it rests on false records)"))
+        held = f" after {e['days']} days" if e.get("days") is not None else ""
+        return f"[bold green]{svc} connection restored[/bold green]{held}: the trigger no longer holds"
     return x(json.dumps(e))
 
 
@@ -118,7 +128,10 @@ def _state_text(s: dict[str, Any]) -> str:
     score = "not scored" if s["score"] is None else f"score {s['score']}, grade {s['grade']}"
     lists = ", ".join(item["list"] + (" (false-caused)" if item["false_caused"] else "")
                       for item in s["lists"]) or "on no list"
-    return f"{score}; {lists}; open obligations {s['open_obligations']}"
+    text = f"{score}; {lists}; open obligations {s['open_obligations']}"
+    if s.get("throttled_since"):
+        text += f"; connection throttled since {s['throttled_since']}"
+    return text
 
 
 def print_story(story: dict[str, Any], console: Console) -> None:
@@ -177,7 +190,9 @@ def print_story(story: dict[str, Any], console: Console) -> None:
         f"{s['points_changes']} point changes (net {s['net_points']:+d}), "
         f"{s['list_entries']} list entries, {s['requests']} requests: {s['denied']} denied "
         f"({s['wrongful']} wrongfully, {s['reached_through_group']} through its group), "
-        f"{s['fast_tracked']} fast-tracked.")
+        f"{s['fast_tracked']} fast-tracked"
+        + (f"; connection throttled {s['throttled_days']} days" if s.get("throttled_days") else "")
+        + ".")
     check = story["ledger_check"]
     if check["status"] == "identical":
         counts = ", ".join(f"{k} {v['stored']}" for k, v in check["tables"].items())

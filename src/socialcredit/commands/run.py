@@ -157,8 +157,15 @@ def print_summary(s: dict[str, Any], console: Any) -> None:
         t.add_row(f"on list {name} (last day)", fmt(n, f"list:{name}"))
     t.add_row("service decisions", fmt(s["decisions"], "decisions"))
     t.add_row("  denied", fmt(s["denied"], "denied"))
-    t.add_row("  denied wrongfully", f"{s['wrongful']:,} ({s['wrongful_share']:.1%} of denials)")
+    if s.get("throttled"):
+        t.add_row("  granted throttled", fmt(s["throttled"], "throttled"))
+        t.add_row("  wrongful", f"{s['wrongful']:,} ({s['wrongful_share']:.1%} of denials "
+                                "and throttles)")
+    else:
+        t.add_row("  denied wrongfully", f"{s['wrongful']:,} ({s['wrongful_share']:.1%} of denials)")
     t.add_row("  fast-tracked", fmt(s["fast_tracked"], "fast_tracked"))
+    if s.get("throttled_days"):
+        t.add_row("subject-days throttled", fmt(s["throttled_days"], "throttled_days"))
     console.print(t)
     if s["grades"]:
         g = Table(title="grade shares of scored citizens on the last day", header_style="bold")

@@ -55,7 +55,7 @@ def sweep_command(
 
 #: Headline figures of the results table printed at the end of a sweep (all are in the file).
 FIGURES = (("records", "records"), ("false_share", "false"), ("decisions", "decisions"),
-           ("denied", "denied"), ("wrongful", "wrongful"), ("wrongful_share", "of denials"))
+           ("denied", "denied"), ("wrongful", "wrongful"), ("wrongful_share", "share wrongful"))
 
 
 def results_table(results: Any, parameters: list[str], name: str) -> Any:

@@ -113,10 +113,12 @@ EV_APPEAL = 8  # a=act, b=channel, c=true, d=won
 EV_REPAY = 9  # a=obligations still open
 EV_INCOME = 10  # a=old income band, b=new income band
 EV_OVERRIDE = 11  # a=act, b=grade, c=rule, d=until day index
+EV_RESTRICTION = 12  # a=service, b=1 starts / 0 ends, c=measure (start) or -1, d=wrongful
 EV_NAMES = {
     EV_ACT: "act", EV_RECORD: "record", EV_LEDGER: "points", EV_LIST: "list",
     EV_DECISION: "decision", EV_GRADE: "grade", EV_OBJECTION: "objection",
     EV_APPEAL: "appeal", EV_REPAY: "repayment", EV_INCOME: "income", EV_OVERRIDE: "override",
+    EV_RESTRICTION: "restriction",
 }  # fmt: skip
 
 RULE_EXPIRY = -2
@@ -135,6 +137,10 @@ EXIT_NAMES = {
 }  # fmt: skip
 OUT_GRANTED, OUT_DENIED, OUT_FAST = 0, 1, 2
 OUTCOME_NAMES = ["granted", "denied", "fast_tracked"]
+#: A measure's effect (``policy.tables``): deny the request, fast-track it, or grant it with
+#: a throttled connection that stays throttled while the measure's trigger holds.
+EFFECT_DENY, EFFECT_FAST_TRACK, EFFECT_THROTTLE = 0, 1, 2
+RESTRICTION_END, RESTRICTION_START = 0, 1
 
 # emit levels
 EMIT_NONE, EMIT_TABLES, EMIT_ALL = 0, 1, 2
@@ -147,9 +153,10 @@ METRICS = [
     "expired_points", "objections", "objection_overflow", "appeals_won_true",
     "appeals_won_false", "appeals_lost_true", "appeals_lost_false", "repairs", "overrides",
     "obligations_created", "obligations_met", "delay_overflow", "list_overflow",
-    "income_drops", "requests", "retries", "records_corroborating",
+    "income_drops", "requests", "retries", "records_corroborating", "throttle_starts",
+    "throttle_ends", "throttled_grants",
     # stocks (kept as daily deltas; the engine sums them)
-    "grade_count", "listed", "listed_false", "score_sum", "scored", "subjects",
+    "grade_count", "listed", "listed_false", "score_sum", "scored", "subjects", "throttled",
 ]  # fmt: skip
 (
     M_ACTS, M_RECORDS_TRUE, M_RECORDS_FALSE, M_LIST_ENTER, M_LIST_EXTEND, M_LIST_EXIT,
@@ -157,11 +164,13 @@ METRICS = [
     M_EXPIRED_POINTS, M_OBJECTIONS, M_OBJECTION_OVERFLOW, M_APPEALS_WON_TRUE,
     M_APPEALS_WON_FALSE, M_APPEALS_LOST_TRUE, M_APPEALS_LOST_FALSE, M_REPAIRS, M_OVERRIDES,
     M_OBLIGATIONS_CREATED, M_OBLIGATIONS_MET, M_DELAY_OVERFLOW, M_LIST_OVERFLOW,
-    M_INCOME_DROPS, M_REQUESTS, M_RETRIES, M_RECORDS_CORROBORATING,
-    M_GRADE_COUNT, M_LISTED, M_LISTED_FALSE, M_SCORE_SUM, M_SCORED, M_SUBJECTS,
+    M_INCOME_DROPS, M_REQUESTS, M_RETRIES, M_RECORDS_CORROBORATING, M_THROTTLE_STARTS,
+    M_THROTTLE_ENDS, M_THROTTLED_GRANTS,
+    M_GRADE_COUNT, M_LISTED, M_LISTED_FALSE, M_SCORE_SUM, M_SCORED, M_SUBJECTS, M_THROTTLED,
 ) = range(len(METRICS))  # fmt: skip
 N_METRICS = len(METRICS)
-STOCK_METRICS = {"grade_count", "listed", "listed_false", "score_sum", "scored", "subjects"}
+STOCK_METRICS = {"grade_count", "listed", "listed_false", "score_sum", "scored", "subjects",
+                 "throttled"}
 N_EXIT_REASONS = 7
 
 # cells: (region, kind, band) with band = income*2 + urban for citizens, size for businesses

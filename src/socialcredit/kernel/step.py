@@ -46,6 +46,8 @@ from socialcredit.kernel.layout import (
     D_P,
     D_R,
     D_S,
+    EFFECT_DENY,
+    EFFECT_THROTTLE,
     EMIT_ALL,
     EV_ACT,
     EV_APPEAL,
@@ -58,6 +60,7 @@ from socialcredit.kernel.layout import (
     EV_OVERRIDE,
     EV_RECORD,
     EV_REPAY,
+    EV_RESTRICTION,
     EXIT_APPEAL,
     EXIT_GRADE,
     EXIT_MOVED,
@@ -102,6 +105,10 @@ from socialcredit.kernel.layout import (
     M_SCORE_SUM,
     M_SCORED,
     M_SUBJECTS,
+    M_THROTTLE_ENDS,
+    M_THROTTLE_STARTS,
+    M_THROTTLED,
+    M_THROTTLED_GRANTS,
     M_WRONGFUL,
     MAX_ACT_CHANNELS,
     N_METRICS,
@@ -111,6 +118,8 @@ from socialcredit.kernel.layout import (
     OUT_DENIED,
     OUT_FAST,
     OUT_GRANTED,
+    RESTRICTION_END,
+    RESTRICTION_START,
     RETRY_MAX,
     RULE_APPEAL,
     RULE_EXPIRY,
@@ -177,6 +186,7 @@ from socialcredit.kernel.layout import (
     T_MEASURE_GRADE_LO,
     T_MEASURE_LISTS,
     T_MEASURE_REACH,
+    T_MEASURE_SERVICE,
     T_MIN_AGE_BAND,
     T_MOD_CAP,
     T_N_GRADES,
@@ -247,6 +257,12 @@ ONE = np.int64(1 << 32)
 #: nibble of ``counts`` were false records (bits 30-31, at most 3).
 DELAYED_MASK = (1 << 23) - 1
 ESC_SHIFT = 23
+#: ``strikes`` counts qualifying records in its window in bits 0-6 (at most 127); bit 7 says
+#: that the subject's connection is throttled (a measure with ``effect: throttle``).
+STRIKES_MASK = 127
+THROTTLED_BIT = 128
+#: :func:`decide`'s result carries this bit when the grant is throttled.
+THROTTLE_RES = 1 << 19
 
 SHIFT8 = np.int64(8)
 LIST_BLACK_KIND = 0  # policy.tables.LIST_BLACK
@@ -386,7 +402,8 @@ def emit(ctx, ev, cnt, typ, subject, a, b, c, d):  # type: ignore[no-untyped-def
     """Append one event row when events are being recorded."""
     if ctx[C_EMIT] == 0:
         return
-    if typ != EV_LEDGER and typ != EV_RECORD and typ != EV_LIST and typ != EV_DECISION:
+    if typ != EV_LEDGER and typ != EV_RECORD and typ != EV_LIST and typ != EV_DECISION \
+            and typ != EV_RESTRICTION:
         if ctx[C_EMIT] < EMIT_ALL:
             return
     k = atomic_add(cnt, 0, np.int64(1))
@@ -721,16 +738,17 @@ def process_record(i, li, a, ch, is_true, delayed, h, kind, scored, age, edu, in
                 # one shared strike counter per subject (a stated approximation), in weeks
                 struck = True
                 week = (t // 7) & 255
-                strikes = np.int64(rec['strikes'])
+                sb = np.int64(rec['strikes'])
+                strikes = sb & STRIKES_MASK
                 wk0 = np.int64(rec['strike_wk'])
                 window = P[P[OFF_O + T_LIST_WINDOW] + er * L + lst]
                 if strikes == 0 or ((week - wk0) & 255) * 7 > window:
                     strikes = 1
                     rec['strike_wk'] = np.uint8(week)
-                elif strikes < 255:
+                elif strikes < STRIKES_MASK:
                     strikes += 1
-                rec['strikes'] = np.uint8(strikes)
-            if np.int64(rec['strikes']) < k:
+                rec['strikes'] = np.uint8((sb & THROTTLED_BIT) | strikes)
+            if (np.int64(rec['strikes']) & STRIKES_MASK) < k:
                 continue
         rule = P[P[OFF_O + T_LIST_ENTRY_RULE] + er * L + lst]
         s = find_slot(rec, lst)
@@ -891,7 +909,9 @@ def pub_grades(p):  # type: ignore[no-untyped-def]
 
 @register_jitable
 def decide(i, li, s, kind, age, mem, grades, er, P, st, pub, ctx, rep, popt):  # type: ignore[no-untyped-def]
-    """Decide one service request. Returns outcome * 2**20 + (measure + 1) * 2 + wrongful.
+    """Decide one service request. Returns outcome * 2**20 + (measure + 1) * 2 + wrongful,
+    plus ``THROTTLE_RES`` when the request is granted with a throttled connection (a denial
+    comes before a throttle, a throttle before a fast track).
 
     Members of the group are looked up only when a measure reaches through them."""
     M = P[D_M]
@@ -899,6 +919,8 @@ def decide(i, li, s, kind, age, mem, grades, er, P, st, pub, ctx, rep, popt):  #
     best_deny = -1
     deny_wrong = 1
     best_fast = -1
+    best_thr = -1
+    thr_wrong = 1
     for mi in range(P[P[OFF_O + T_SVC_NMEASURES] + s]):
         m = P[P[OFF_O + T_SVC_MEASURES] + s * M + mi]
         if P[P[OFF_O + T_MEASURE_ACTIVE] + er * M + m] == 0:
@@ -934,16 +956,25 @@ def decide(i, li, s, kind, age, mem, grades, er, P, st, pub, ctx, rep, popt):  #
                 res = rr
         if res == 0:
             continue
-        if P[P[OFF_O + T_MEASURE_EFFECT] + m] == 0:
+        eff = P[P[OFF_O + T_MEASURE_EFFECT] + m]
+        if eff == EFFECT_DENY:
             if best_deny < 0 or (deny_wrong == 1 and res == 1):
                 best_deny = m
                 deny_wrong = 1 if res == 2 else 0
             elif res == 1:
                 deny_wrong = 0
+        elif eff == EFFECT_THROTTLE:
+            if best_thr < 0 or (thr_wrong == 1 and res == 1):
+                best_thr = m
+                thr_wrong = 1 if res == 2 else 0
+            elif res == 1:
+                thr_wrong = 0
         elif best_fast < 0:
             best_fast = m
     if best_deny >= 0:
         return OUT_DENIED * 1048576 + (best_deny + 1) * 2 + deny_wrong
+    if best_thr >= 0:
+        return OUT_GRANTED * 1048576 + THROTTLE_RES + (best_thr + 1) * 2 + thr_wrong
     if best_fast >= 0:
         return OUT_FAST * 1048576 + (best_fast + 1) * 2
     return OUT_GRANTED * 1048576
@@ -1082,12 +1113,33 @@ def held_quiet(rec, p, h, t, er, P):  # type: ignore[no-untyped-def]
 
 
 @register_jitable
+def throttle_lapses(i, rec, mem, grades, er, P, ctx, cnt, cell, ev):  # type: ignore[no-untyped-def]
+    """Lift a throttled connection when none of the throttle measures that reach the subject
+    holds any longer (its lists or grade changed, or the policy did): counted and logged.
+    Throttle measures reach only their subject (``policy.checks``), so only a full step, in
+    which the lists and grade change, can end one."""
+    M = P[D_M]
+    svc = -1
+    for m in range(M):
+        if P[P[OFF_O + T_MEASURE_EFFECT] + m] != EFFECT_THROTTLE:
+            continue
+        svc = P[P[OFF_O + T_MEASURE_SERVICE] + m]
+        if P[P[OFF_O + T_MEASURE_ACTIVE] + er * M + m] != 0 and \
+                trigger_holds(m, er, M, mem, grades, P) != 0:
+            return
+    rec['strikes'] = np.uint8(np.int64(rec['strikes']) & STRIKES_MASK)
+    count(P, cnt, cell, M_THROTTLE_ENDS, 0, 1)
+    count(P, cnt, cell, M_THROTTLED, 0, -1)
+    emit(ctx, ev, cnt, EV_RESTRICTION, i, svc, RESTRICTION_END, -1, 0)
+
+
+@register_jitable
 def request(i, li, s, kind, age, inc, bnd, mem, grades, er, h2, P, rec, st, pub, ctx, rep, popt, cnt, cell, ev):  # type: ignore[no-untyped-def]
     """Subject i asks for service s: decided, tried again after a denial, counted, logged,
     and a denied job or loan may lower its income band (economic feedback)."""
     res = decide(i, li, s, kind, age, mem, grades, er, P, st, pub, ctx, rep, popt)
     outcome = res // 1048576
-    meas = ((res % 1048576) // 2) - 1
+    meas = ((res % THROTTLE_RES) // 2) - 1
     wrong = res & 1
     attempts = 1
     if outcome == OUT_DENIED:
@@ -1103,8 +1155,17 @@ def request(i, li, s, kind, age, inc, bnd, mem, grades, er, h2, P, rec, st, pub,
         count(P, cnt, cell, M_MEASURE_FIRED, meas, attempts)
     if wrong:
         count(P, cnt, cell, M_WRONGFUL, s, attempts)
+    if (res & THROTTLE_RES) != 0:
+        count(P, cnt, cell, M_THROTTLED_GRANTS, 0, 1)
     for _k in range(attempts):
         emit(ctx, ev, cnt, EV_DECISION, i, s, outcome, meas, wrong)
+    # a throttled grant: the connection stays throttled while a throttle measure holds
+    sb = np.int64(rec['strikes'])
+    if (res & THROTTLE_RES) != 0 and (sb & THROTTLED_BIT) == 0:
+        rec['strikes'] = np.uint8(sb | THROTTLED_BIT)
+        count(P, cnt, cell, M_THROTTLE_STARTS, 0, 1)
+        count(P, cnt, cell, M_THROTTLED, 0, 1)
+        emit(ctx, ev, cnt, EV_RESTRICTION, i, s, RESTRICTION_START, meas, wrong)
     # economic consequences: a denied job or loan can lower the income band
     if outcome == OUT_DENIED and kind == 0 and P[P[OFF_O + T_SVC_ECONOMIC] + s] != 0 and inc > 0:
         b = np.int64(rec['bands'])
@@ -1414,6 +1475,8 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
             if uo < overflow_thr(thr, SVC_W, SVC_PER):
                 request(i, li, s2, kind, age, inc, bnd, mem, grades, er, h2, P, rec, st, pub,
                         ctx, rep, popt, cnt, cell, ev)
+    if (np.int64(rec['strikes']) & THROTTLED_BIT) != 0:
+        throttle_lapses(i, rec, mem, grades, er, P, ctx, cnt, cell, ev)
     # phase 9: tomorrow's public word
     out = (mem & 65535) | ((grade & 15) << 16) | ((honest & 15) << 20) | (forced << 24)
     if scored:

@@ -346,6 +346,9 @@ class Checker:
         service = self.cat.service(m.service)
         if not m.reach:
             raise m.error(f"{label} reaches nobody; give 'reach'", "reach")
+        if m.effect == "throttle" and list(m.reach) != ["subject"]:
+            raise m.error(f"{label} throttles a connection, which reaches only its subject; "
+                          "give 'reach: [subject]'", "reach")
         if "children" in m.reach and 0 not in service.ages:
             raise m.error(f"{label} reaches children, but children never ask for '{m.service}'", "reach")
         trig = m.trigger

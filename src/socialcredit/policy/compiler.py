@@ -44,6 +44,7 @@ from socialcredit.policy.tables import (
     CADENCE_YEARLY,
     EFFECT_DENY,
     EFFECT_FAST_TRACK,
+    EFFECT_THROTTLE,
     LIST_BLACK,
     LIST_RED,
     MAX_CAPPED_CATEGORIES,
@@ -65,6 +66,7 @@ REACHES = {
     "representative": REACH_REPRESENTATIVE,
     "represented_business": REACH_REPRESENTED_BUSINESS,
 }
+EFFECTS = {"deny": EFFECT_DENY, "fast_track": EFFECT_FAST_TRACK, "throttle": EFFECT_THROTTLE}
 
 
 def _a(kind: str | None) -> str:
@@ -189,6 +191,15 @@ def _global_ids(docs: list[PolicyDocument]) -> tuple[list[ListDef], list[Measure
                     f"the measure '{m.id}' decides '{m.service}' ({m.effect}) here but "
                     f"'{first_m.service}' ({first_m.effect}) in {first_m.where()}"
                 )
+    throttles = [m for m in measures.values() if m.effect == "throttle"]
+    for m in throttles[1:]:
+        if m.service != throttles[0].service:
+            # a subject has one throttled connection (one bit of state, docs/state.md)
+            raise m.error(
+                f"the measure '{m.id}' throttles '{m.service}', but '{throttles[0].id}' "
+                f"throttles '{throttles[0].service}' in {throttles[0].where()}: the regions of "
+                "a run may throttle one service only"
+            )
     return list(lists.values()), list(measures.values())
 
 
@@ -506,8 +517,6 @@ def compile_policy(
         list_kind=np.array([LIST_BLACK if lst.kind == "black" else LIST_RED for lst in lists], dtype=np.uint8),
         list_subject_kind=np.array([KINDS.index(str(lst.subject)) for lst in lists], dtype=np.uint8),
         measure_service=np.array([cat.service_index[str(m.service)] for m in measures], dtype=np.int16),
-        measure_effect=np.array(
-            [EFFECT_DENY if m.effect == "deny" else EFFECT_FAST_TRACK for m in measures], dtype=np.uint8
-        ),
+        measure_effect=np.array([EFFECTS[str(m.effect)] for m in measures], dtype=np.uint8),
         **arrays,
     )

@@ -33,7 +33,7 @@ Chance = Annotated[float, Field(ge=0.0, le=1.0)]
 Percent = Annotated[int, Field(ge=0, le=1000)]
 ValidityYears = Annotated[int, Field(ge=0, le=2)]
 AgeBand = Annotated[int, Field(ge=0, le=3)]
-RecordsNeeded = Annotated[int, Field(ge=1, le=255)]
+RecordsNeeded = Annotated[int, Field(ge=1, le=127)]
 Text = Annotated[str, StringConstraints(min_length=1)]
 Reach = Literal["subject", "children", "representative", "represented_business"]
 Cadence = Literal["daily", "monthly", "yearly"]
@@ -238,7 +238,7 @@ class Measure(Item):
     """A sanction or privilege: the service it decides, its trigger, whom it reaches."""
 
     service: Id | None = None
-    effect: Literal["deny", "fast_track"] | None = None
+    effect: Literal["deny", "fast_track", "throttle"] | None = None
     trigger: Trigger | None = None
     reach: list[Reach] | None = None
     authority: Text | None = None

@@ -41,6 +41,7 @@ LIST_RED = 1
 
 EFFECT_DENY = 0
 EFFECT_FAST_TRACK = 1
+EFFECT_THROTTLE = 2  # granted, but the connection stays throttled while the trigger holds
 
 REACH_SUBJECT = 1  # the subject whose list or grade triggers the measure
 REACH_CHILDREN = 2  # the children (age band 0) of a household whose adult triggers it
@@ -116,7 +117,7 @@ class PolicyTables:
 
     # --- measures (per epoch, region, measure) -------------------------------------------
     measure_service: np.ndarray  # int16[M] service index the measure decides
-    measure_effect: np.ndarray  # uint8[M] EFFECT_DENY or EFFECT_FAST_TRACK
+    measure_effect: np.ndarray  # uint8[M] EFFECT_DENY, EFFECT_FAST_TRACK or EFFECT_THROTTLE
     measure_active: np.ndarray  # uint8[E,R,M]
     measure_lists: np.ndarray  # uint16[E,R,M] bitmask of lists that trigger it (any of)
     measure_grade_lo: np.ndarray  # int8[E,R,M] also triggered by a grade in [lo, hi], -1

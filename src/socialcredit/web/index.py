@@ -39,6 +39,7 @@ TABLES: dict[str, list[str] | None] = {
     "records": None,
     "snapshots": ["day", "subject_id", "score", "grade", "lists", "false_lists"],
     "decisions": None,
+    "restrictions": None,
 }
 
 

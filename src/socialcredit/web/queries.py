@@ -200,6 +200,7 @@ def overview(handle: RunHandle, region: str | None = None, group: str | None = N
         figures["grades"] = _grades(handle, cur, region_id, group_name, where, params, cols)
         figures["lists"] = _lists(cur, lists, where, params)
         figures["decisions"] = _decisions(cur, services, cols, where, params)
+        figures["throttled"] = _throttled(cur, cols, where, params)
         figures["wrongful"] = _wrongful(handle, cur, region_id, group_name, services, cols,
                                         where, params, d0, d1, notes)
         figures["disparity"], disparity = _disparity(cur, lists, services, cols,
@@ -361,6 +362,26 @@ def _lists(cur: duckdb.DuckDBPyConnection, lists: list[str], where: str,
              "hovertemplate": f"%{{x}}: %{{y:,}} subjects on {n}<extra></extra>"} for n in lists]
     return _figure(data, "Subjects on each list", hovermode="x unified",
                    yaxis={"title": {"text": "subjects on the list"}, "rangemode": "tozero"})
+
+
+def _throttled(cur: duckdb.DuckDBPyConnection, cols: list[str], where: str,
+               params: list[Any]) -> dict[str, Any]:
+    """Subjects whose connection is throttled at each day's end (a measure with
+    ``effect: throttle``); the sum over days is the subject-days throttled."""
+    title = "Throttled connections"
+    if "throttled" not in cols:
+        return _figure([], title)
+    rows = fetch(cur, f"SELECT day, sum(throttled) AS n, sum(throttle_starts) AS started "
+                      f"FROM daily WHERE {where} GROUP BY day ORDER BY day", params)
+    if not any(r["n"] or r["started"] for r in rows):
+        return _figure([], title)
+    total = sum(int(r["n"] or 0) for r in rows)
+    x = [r["day"].isoformat() for r in rows]
+    data = [{"type": "scatter", "mode": "lines", "name": "throttled", "x": x,
+             "y": [int(r["n"] or 0) for r in rows],
+             "hovertemplate": "%{x}: %{y:,} subjects throttled<extra></extra>"}]
+    return _figure(data, f"{title}: {total:,} subject-days", showlegend=False,
+                   yaxis={"title": {"text": "subjects throttled"}, "rangemode": "tozero"})
 
 
 def _decisions(cur: duckdb.DuckDBPyConnection, services: list[str], cols: list[str],
@@ -847,7 +868,7 @@ def compare(a: RunHandle, b: RunHandle, region: str | None = None,
     if reg is not None:
         b.region_index(region)
     keys = ("citizens", "businesses", "records", "records_false", "decisions", "denied",
-            "fast_tracked", "wrongful", "acts")
+            "fast_tracked", "throttled", "throttled_days", "wrongful", "acts")
     sa, sb = a.summary, b.summary
     headline = [{"figure": k, "a": sa.get(k), "b": sb.get(k)} for k in keys]
     for name in sorted(set(sa.get("lists", {})) | set(sb.get("lists", {}))):

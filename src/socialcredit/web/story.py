@@ -36,7 +36,7 @@ MAX_ROWS = 5000
 
 #: The order of event types within a day (the phases of DESIGN 3).
 PHASE = {"act": 0, "record": 1, "objection": 2, "appeal": 2, "repayment": 2, "points": 3,
-         "grade": 4, "override": 4, "list": 5, "decision": 6, "income": 7}
+         "grade": 4, "override": 4, "list": 5, "decision": 6, "restriction": 6, "income": 7}
 
 ReplayFn = Callable[[RunHandle, int], dict[str, Any]]
 
@@ -68,6 +68,7 @@ def credit_file(handle: RunHandle, subject: int, source: str = "auto") -> dict[s
     story["run"] = handle.id
     story["source"] = source
     story["ledger"] = bool(handle.has_ledger)  # whether the file can also be read from it
+    story["tables"] = handle.run.tables()  # what this subject's rows can be downloaded from
     return story
 
 
@@ -139,7 +140,25 @@ def ledger_story(handle: RunHandle, subject: int) -> dict[str, Any]:
         add(r["day"], {"type": "decision", "service": r.get("service"),
                        "outcome": r.get("outcome"), "measure": measure,
                        "reference": measure_refs.get(str(measure), "") if measure else "",
-                       "wrongful": bool(r.get("wrongful"))})
+                       "wrongful": bool(r.get("wrongful")),
+                       "throttled": bool(r.get("throttled"))})
+    since: str | None = None
+    throttled_at_start = False
+    for r in rows.get("restrictions", []):
+        day = _day(r["day"])
+        event: dict[str, Any] = {"type": "restriction", "service": r.get("service"),
+                                 "event": r.get("event"), "measure": r.get("measure"),
+                                 "wrongful": bool(r.get("wrongful"))}
+        if r.get("event") == "start":
+            since = day
+        else:
+            if since is None:
+                throttled_at_start = True
+            else:
+                event["since"] = since
+                event["days"] = (dt.date.fromisoformat(day) - dt.date.fromisoformat(since)).days
+            since = None
+        add(r["day"], event)
     snaps = rows.get("snapshots", [])
     previous: dict[str, Any] | None = None
     for s in snaps:
@@ -155,6 +174,10 @@ def ledger_story(handle: RunHandle, subject: int) -> dict[str, Any]:
         days[-1]["events"].append(event)
 
     at_start, at_end = _ends(rows, snaps, list_names)
+    # a throttle whose first event is its end was begun before the period; its start day is
+    # not in the ledger (the replay tells it)
+    at_start["throttled_since"] = "before the period" if throttled_at_start else None
+    at_end["throttled_since"] = since
     kind = "citizen" if subject < handle.n_citizens else "business"
     return {
         "subject_id": subject,
@@ -165,13 +188,15 @@ def ledger_story(handle: RunHandle, subject: int) -> dict[str, Any]:
                    "burn_in_days": int(handle.manifest["calendar"].get("burn_in_days", 0))},
         "at_start": at_start,
         "at_end": at_end,
-        "summary": summary(days),
+        "summary": {**summary(days), "throttled_days": _throttled_days(
+            days, throttled_at_start, handle.start, handle.end)},
         "days": days,
         "scores": [{"day": _day(s["day"]), "score": s.get("score"), "grade": s.get("grade"),
                     "lists": _lists_of(s.get("lists"), list_names)} for s in snaps],
         "truncated": truncated,
         "not_in_ledger": ["acts (the truth)", "objections", "appeals lost",
-                          "grade overrides", "through whom a measure reached the subject"],
+                          "grade overrides", "through whom a measure reached the subject",
+                          "a throttle begun before the period that lasts through it"],
     }
 
 
@@ -212,6 +237,26 @@ def _ends(rows: dict[str, list[dict[str, Any]]], snaps: list[dict[str, Any]],
     return at_start, at_end
 
 
+def _throttled_days(days: list[dict[str, Any]], at_start: bool, start: dt.date,
+                    end: dt.date) -> int:
+    """Days of the period on which the subject's connection was throttled (as ``explain``
+    counts them: a start's day to its end's day, the end's day not included)."""
+    since = start if at_start else None
+    total = 0
+    for d in days:
+        for e in d["events"]:
+            if e["type"] != "restriction":
+                continue
+            if e["event"] == "start":
+                since = dt.date.fromisoformat(d["day"])
+            elif since is not None:
+                total += (dt.date.fromisoformat(d["day"]) - since).days
+                since = None
+    if since is not None:
+        total += (end - since).days + 1
+    return total
+
+
 def summary(days: list[dict[str, Any]]) -> dict[str, int]:
     """Counts of a story's events (the keys of ``explain``'s summary that the ledger holds)."""
     evs = [e for d in days for e in d["events"]]
@@ -234,6 +279,8 @@ def summary(days: list[dict[str, Any]]) -> dict[str, int]:
         "denied": n("decision", outcome="denied"),
         "fast_tracked": n("decision", outcome="fast_tracked"),
         "wrongful": n("decision", wrongful=True),
+        "throttles_started": n("restriction", event="start"),
+        "throttles_ended": n("restriction", event="end"),
     }
 
 

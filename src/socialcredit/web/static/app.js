@@ -162,7 +162,7 @@ async function pageRuns() {
 // -- overview ----------------------------------------------------------------------------------
 
 const FIGURES = [["scores", "Score distributions"], ["grades", "Grade shares"], ["lists", "List sizes over time"],
-  ["decisions", "Decisions by service and outcome"], ["wrongful", "Wrongful decisions by channel"], ["disparity", "Disparity by group"]];
+  ["decisions", "Decisions by service and outcome"], ["throttled", "Throttled connections"], ["wrongful", "Wrongful decisions by channel"], ["disparity", "Disparity by group"]];
 
 async function pageOverview() {
   const run = body.dataset.run;
@@ -179,7 +179,9 @@ async function pageOverview() {
     ["policy", policyText(info)],
     ["seed", info.seed], ["records", fmt(h.records) + " (" + pct(h.false_share) + " false)"],
     ["decisions", fmt(h.decisions) + ": " + fmt(h.denied) + " denied, " + fmt(h.fast_tracked) + " fast-tracked"],
-    ["wrongful denials", fmt(h.wrongful) + " (" + pct(h.wrongful_share) + " of denials)"],
+    h.throttled ? ["wrongful decisions", fmt(h.wrongful) + " (" + pct(h.wrongful_share) + " of denials and throttles)"]
+      : ["wrongful denials", fmt(h.wrongful) + " (" + pct(h.wrongful_share) + " of denials)"],
+    ...(h.throttled_days ? [["throttled connections", fmt(h.throttled_days) + " subject-days (" + fmt(h.throttled) + " requests granted throttled)"]] : []),
     ["ledger", info.ledger ? "yes: subjects' credit files and lists can be browsed" : "no (make the run with --ledger to browse subjects from the ledger)"],
   ];
   c.append(el("dl", { class: "facts", id: "headline" }, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "–")])));
@@ -251,8 +253,10 @@ function describe(e) {
     case "list": return ["list", LIST_EVENTS[e.event] ? LIST_EVENTS[e.event] + words(e.list) : words(e.event) + " " + words(e.list), e.reason + (e.false_caused ? " (caused by a false record)" : "")];
     case "decision": {
       const via = e.via ? " through " + e.via.relation + " (" + e.via.subject_id + ")" : "";
-      return ["decision", words(e.service) + ": " + words(e.outcome), (e.measure ? words(e.measure) + (e.trigger ? ", " + e.trigger : "") + via : "") + (e.wrongful ? " WRONGFUL" : "")];
+      return ["decision", words(e.service) + ": " + words(e.outcome) + (e.throttled ? ", throttled" : ""), (e.measure ? words(e.measure) + (e.trigger ? ", " + e.trigger : "") + via : "") + (e.wrongful ? " WRONGFUL" : "")];
     }
+    case "restriction": return ["restriction", e.event === "start" ? words(e.service) + " connection throttled" : words(e.service) + " connection restored",
+      e.event === "start" ? words(e.measure || "") + ", while its trigger holds" + (e.wrongful ? " WRONGFUL" : "") : (e.days !== undefined && e.days !== null ? "after " + fmt(e.days) + " days; " : "") + "the trigger no longer holds"];
     case "objection": return ["appeal", "Objected to a record of " + words(e.act), words(e.channel) + (e.true_record ? "" : " (a false record)")];
     case "appeal": return ["appeal", "Appeal " + (e.won ? "won" : "lost") + ": " + words(e.act), words(e.channel) + (e.true_record ? "" : " (a false record)")];
     case "repayment": return ["act", "Met an obligation", fmt(e.open_obligations) + " still open"];
@@ -298,7 +302,7 @@ async function pageSubject() {
     const base = "/api/runs/" + enc(run) + "/tables/";
     const qs = "subject=" + enc(f.subject_id);
     c.append(el("p", { class: "downloads", id: "downloads" }, "Download this subject's rows: ",
-      ["records", "ledger", "list_events", "decisions", "snapshots", "subjects"].map((t, i) => [i ? "; " : "", words(t) + " ", downloadLinks(base + t, qs)])));
+      ["records", "ledger", "list_events", "decisions", "restrictions", "snapshots", "subjects"].filter((t) => (f.tables || []).length === 0 || f.tables.includes(t)).map((t, i) => [i ? "; " : "", words(t) + " ", downloadLinks(base + t, qs)])));
   }
 
   const st = f.at_start || {}, en = f.at_end || {};
@@ -312,8 +316,10 @@ async function pageSubject() {
       el("a", { href: "?source=replay" }, "the replay"), " shows which rule and record put the subject on the list."));
   }
   c.append(el("div", { class: "cards" },
-    el("div", { class: "card" }, el("h3", {}, "On " + f.period.start), el("p", {}, "score " + fmt(st.score) + ", grade " + words(st.grade ?? "–")), el("p", {}, "lists: " + listsText(st.lists))),
-    el("div", { class: "card" }, el("h3", {}, "On " + f.period.end), el("p", {}, "score " + fmt(en.score) + ", grade " + words(en.grade ?? "–")), el("p", {}, "lists: " + listsText(en.lists))),
+    el("div", { class: "card" }, el("h3", {}, "On " + f.period.start), el("p", {}, "score " + fmt(st.score) + ", grade " + words(st.grade ?? "–")), el("p", {}, "lists: " + listsText(st.lists)),
+      st.throttled_since ? el("p", {}, "connection throttled since " + st.throttled_since) : ""),
+    el("div", { class: "card" }, el("h3", {}, "On " + f.period.end), el("p", {}, "score " + fmt(en.score) + ", grade " + words(en.grade ?? "–")), el("p", {}, "lists: " + listsText(en.lists)),
+      en.throttled_since ? el("p", {}, "connection throttled since " + en.throttled_since) : ""),
     el("div", { class: "card", id: "summary" }, el("h3", {}, "In the period"), el("p", {},
       Object.entries(f.summary || {}).filter(([, v]) => v).map(([k, v]) => words(k) + " " + fmt(v)).join(" · ") || "nothing recorded"))));
 
@@ -332,8 +338,8 @@ async function pageSubject() {
   }
 
   // the timeline
-  const types = ["act", "record", "points", "grade", "list", "decision", "appeal"];
-  const TYPE_LABELS = { act: "acts", record: "records", points: "points", grade: "grades", list: "lists", decision: "decisions", appeal: "objections and appeals" };
+  const types = ["act", "record", "points", "grade", "list", "decision", "restriction", "appeal"];
+  const TYPE_LABELS = { act: "acts", record: "records", points: "points", grade: "grades", list: "lists", decision: "decisions", restriction: "restrictions", appeal: "objections and appeals" };
   const shown = new Set(types);
   let grants = false;
   const controls = el("form", { class: "filters", id: "timeline-filters" },
