@@ -387,3 +387,31 @@ def test_cli_sweep_runs_and_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(sys, "argv", ["socialcredit", "sweep", str(path), "--out", str(out)])
     cli.main()
     assert victim.is_dir()
+
+
+def test_sweep_duckdb_opens_from_anywhere_and_after_a_move(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sweep.duckdb`` names the summary parts by absolute path (a plain DuckDB client opens
+    it from any working directory); ``open_summary`` reads a moved sweep where it is now."""
+    import duckdb
+
+    from socialcredit.sweep import open_summary, run_sweep
+
+    plan = write(tmp_path, "name: anywhere\nscenario: default\ncitizens: 300\ndays: 3\n"
+                           "grid:\n  behaviour.awareness: [0.11, 0.5]\n")
+    root = tmp_path / "sw"
+    assert len(run_sweep(plan, out=root).finished) == 2
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    con = duckdb.connect(str(root / "sweep.duckdb"), read_only=True)
+    ((sql,),) = con.sql("SELECT sql FROM duckdb_views() WHERE view_name = 'summary'").fetchall()
+    assert str(root.resolve() / "summary") in sql
+    assert con.sql("SELECT count(*) FROM summary").fetchall() == [(2,)]
+    con.close()
+    moved = tmp_path / "moved"
+    root.rename(moved)
+    con = open_summary(moved)
+    rows = con.sql("SELECT run, decisions FROM summary ORDER BY run").fetchall()
+    assert len(rows) == 2 and all(d > 0 for _, d in rows)
+    con.close()

@@ -909,12 +909,19 @@ def _write_json(path: Path, value: Any) -> None:
     os.replace(tmp, path)
 
 
-def _write_views(root: Path) -> None:
-    """``sweep.duckdb`` with the view ``summary`` over the summary parts (relative paths, like a
-    run directory's views: open it with :func:`open_summary`, or from the sweep directory)."""
-    import duckdb
-
+def _summary_sql(root: Path) -> str:
+    """The ``summary`` view's query over the summary parts of the sweep at ``root``."""
     from socialcredit.store import quote_literal
+
+    glob = quote_literal(str(root.resolve() / SUMMARY_DIR / "*.parquet"))
+    return f"SELECT * FROM read_parquet({glob}, union_by_name = true)"
+
+
+def _write_views(root: Path) -> None:
+    """``sweep.duckdb`` with the view ``summary`` over the summary parts, by absolute path
+    (like a run directory's views): any DuckDB client opens it from any working directory,
+    and :func:`open_summary` reads a moved or copied sweep where it is now."""
+    import duckdb
 
     target = root / DUCKDB_FILE
     if not any((root / SUMMARY_DIR).glob("*.parquet")):
@@ -929,12 +936,7 @@ def _write_views(root: Path) -> None:
     except duckdb.Error:
         con = duckdb.connect(str(building))
     try:
-        if "," not in str(root):
-            con.execute(f"SET file_search_path = {quote_literal(str(root))}")
-        glob = f"{SUMMARY_DIR}/*.parquet" if "," not in str(root) else str(root / SUMMARY_DIR /
-                                                                            "*.parquet")
-        con.execute("CREATE VIEW summary AS SELECT * FROM read_parquet("
-                    f"{quote_literal(glob)}, union_by_name = true)")
+        con.execute(f"CREATE VIEW summary AS {_summary_sql(root)}")
     finally:
         con.close()
     with contextlib.suppress(FileNotFoundError):
@@ -946,7 +948,6 @@ def open_summary(path: str | Path) -> Any:
     """A read-only DuckDB connection to a sweep directory's ``summary`` view."""
     import duckdb
 
-    from socialcredit.store import quote_literal
 
     root = Path(path).expanduser().resolve()
     if not (root / PLAN_FILE).is_file():
@@ -954,6 +955,10 @@ def open_summary(path: str | Path) -> Any:
     if not (root / DUCKDB_FILE).is_file():
         raise UserError(f"the sweep {path} has no finished run yet")
     con = duckdb.connect(str(root / DUCKDB_FILE), read_only=True)
-    if "," not in str(root):
-        con.execute(f"SET file_search_path = {quote_literal(str(root))}")
+    stored = con.sql("SELECT sql FROM duckdb_views() WHERE view_name = 'summary' "
+                     "AND NOT internal").fetchall()
+    here = _summary_sql(root)
+    if not stored or here.split(", union_by_name")[0] not in stored[0][0]:
+        # moved, copied, or written with relative paths: read the parts where the sweep is
+        con.execute(f"CREATE TEMP VIEW summary AS {here}")
     return con
