@@ -181,6 +181,9 @@ def test_a_run_records_restrictions_and_explain_tells_them(tmp_path: Path) -> No
             [(d["day"], e["event"]) for d in story["days"] for e in d["events"]
              if e["type"] == "restriction"]
         assert page["summary"]["throttled_days"] == story["summary"]["throttled_days"]
+        # the ledger holds no grade events: its starting grade says which snapshot it is from
+        first_snapshot = q("SELECT min(day) FROM snapshots")[0][0].isoformat()
+        assert page["at_start"]["grade_as_of"] == first_snapshot > page["period"]["start"]
         head = client.get(f"/api/runs/{out.name}").json()["headline"]
         assert head["throttled_days"] == census["throttled_days"]
         assert head["throttled"] == census["throttled_grants"] == throttled

@@ -229,7 +229,10 @@ def _ends(rows: dict[str, list[dict[str, Any]]], snaps: list[dict[str, Any]],
         score0 = first.get("score") if first else None
     end_flags = set(_lists_of(last.get("lists"), list_names))
     end_false = set(_lists_of(last.get("false_lists"), list_names))
-    at_start = {"score": score0, "grade": first.get("grade"), "lists": start_lists}
+    # the ledger has no grade events: the grade at the start is the first snapshot's, which
+    # is taken at the end of a later day (said with grade_as_of)
+    at_start = {"score": score0, "grade": first.get("grade"), "lists": start_lists,
+                "grade_as_of": _day(first["day"]) if first else None}
     at_end = {"score": last.get("score") if last else (ledger[-1]["score"] if ledger else None),
               "grade": last.get("grade"),
               "lists": [{"list": n, "false_caused": n in end_false} for n in list_names

@@ -316,7 +316,7 @@ async function pageSubject() {
       el("a", { href: "?source=replay" }, "the replay"), " shows which rule and record put the subject on the list."));
   }
   c.append(el("div", { class: "cards" },
-    el("div", { class: "card" }, el("h3", {}, "On " + f.period.start), el("p", {}, "score " + fmt(st.score) + ", grade " + words(st.grade ?? "–")), el("p", {}, "lists: " + listsText(st.lists)),
+    el("div", { class: "card" }, el("h3", {}, "On " + f.period.start), el("p", {}, "score " + fmt(st.score) + ", grade " + words(st.grade ?? "–") + (st.grade_as_of && st.grade_as_of !== f.period.start ? " (as of the snapshot of " + st.grade_as_of + ")" : "")), el("p", {}, "lists: " + listsText(st.lists)),
       st.throttled_since ? el("p", {}, "connection throttled since " + st.throttled_since) : ""),
     el("div", { class: "card" }, el("h3", {}, "On " + f.period.end), el("p", {}, "score " + fmt(en.score) + ", grade " + words(en.grade ?? "–")), el("p", {}, "lists: " + listsText(en.lists)),
       en.throttled_since ? el("p", {}, "connection throttled since " + en.throttled_since) : ""),
