@@ -153,6 +153,46 @@ def test_bad_parameter_files(tmp_path: Path, text: str, line: int, words: str,
     assert not (tmp_path / "cal").exists()
 
 
+@pytest.mark.parametrize(("fit", "words"), [
+    ("[nope]", "is not in the targets"), ("[listed_2013_12]", "is held out"),
+])
+def test_bad_targets_to_fit(tmp_path: Path, fit: str, words: str,
+                            monkeypatch: pytest.MonkeyPatch,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "p.yaml"
+    p.write_text(PARAMS.read_text(encoding="utf-8") + f"fit: {fit}\n", encoding="utf-8")
+    line = len(p.read_text(encoding="utf-8").splitlines())
+    code, out, err = invoke(["calibrate", "china", str(TARGETS), "--params", str(p),
+                             "--trials", "1", "--out", str(tmp_path / "cal")], monkeypatch, capsys)
+    assert code == 2, err
+    assert err.startswith(f"error: {p}, line {line}:") and words in err, err
+    assert not (tmp_path / "cal").exists()
+
+
+def test_a_study_fits_only_the_targets_it_names() -> None:
+    """``fit`` weighs the other fitted targets zero: the loss is that of the named ones."""
+    import math
+
+    from socialcredit.calibration.calibrate import prepare
+    from socialcredit.targets import TargetSet, load_targets
+    from socialcredit.targets.compare import loss
+
+    tax = prepare("china", "china", "china_tax", citizens=None, days=None, seed=None)
+    assert tax["fitted"] == ["tax_grade_a_2019", "tax_grade_d_2019"]
+    debt = prepare("china", "china", "china_debt", citizens=None, days=None, seed=None)
+    assert debt["fitted"] == [t.id for t in load_targets("china").fitted]
+    ts = TargetSet.model_validate(tax["targets_data"])
+    assert {t.id for t in ts.targets if t.weight > 0} == {
+        "tax_grade_a_2019", "tax_grade_d_2019", *(t.id for t in ts.targets if t.holdout)}
+
+    class C:  # a comparison as loss reads it
+        def __init__(self, target: object, ratio: float) -> None:
+            self.holdout, self.weight, self.ratio = target.holdout, target.weight, ratio
+
+    rows = [C(t, 2.0 if t.id.startswith("tax_") else 5.0) for t in ts.targets]
+    assert loss(rows) == pytest.approx(math.log(2.0) ** 2)
+
+
 def test_shipped_china_parameters_name_values_of_the_scenario() -> None:
     from socialcredit.calibration import load_params
 

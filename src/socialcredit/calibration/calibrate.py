@@ -86,6 +86,14 @@ def prepare(scenario: str | Path, targets: str | Path, params: str | Path, *,
     ts = load_targets(targets)
     pf = load_params(params)
     pf.check_against(sc)
+    pf.check_targets(ts)
+    if pf.fit:  # fit only these: the other fitted targets weigh nothing in the loss
+        keep = set(pf.fit)
+        where = ts.path
+        ts = ts.model_copy(update={"targets": [
+            t if t.holdout or t.id in keep else t.model_copy(update={"weight": 0.0})
+            for t in ts.targets]})
+        ts._path = where
     if citizens is not None and citizens <= 0:
         raise UserError(f"--citizens must be a positive number, not {citizens}")
     n_citizens = citizens if citizens is not None else pf.citizens
@@ -109,7 +117,8 @@ def prepare(scenario: str | Path, targets: str | Path, params: str | Path, *,
         "parameters": [p.model_dump() for p in pf.parameters],
         "citizens": n_citizens, "days": days,
         "seed": int(sc.seed if seed is None else seed),
-        "fitted": [t.id for t in ts.fitted], "held_out": [t.id for t in ts.held_out],
+        "fitted": [t.id for t in ts.fitted if t.weight > 0],
+        "held_out": [t.id for t in ts.held_out],
     }
 
 

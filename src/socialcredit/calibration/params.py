@@ -55,6 +55,9 @@ class ParameterFile(_Strict):
     #: days to report per trial (default: through the last target's date)
     days: Annotated[int, Field(gt=0)] | None = None
     parameters: Annotated[list[Parameter], Field(min_length=1)]
+    #: the targets this study fits (ids of the target file; default: every one not held out).
+    #: The others are still computed and written with each trial, not fitted.
+    fit: list[Annotated[str, Field(min_length=1)]] | None = None
 
     _path: Path | None = PrivateAttr(default=None)
     _lines: dict[tuple[Any, ...], int] = PrivateAttr(default_factory=dict)
@@ -75,6 +78,20 @@ class ParameterFile(_Strict):
     @property
     def names(self) -> list[str]:
         return [p.path for p in self.parameters]
+
+    def check_targets(self, targets: Any) -> None:
+        """Check that every target named by ``fit`` is a fitted target of ``targets``."""
+        from socialcredit.scenario import _line_for
+
+        known = {t.id: t for t in targets.targets}
+        for k, name in enumerate(self.fit or []):
+            line = _line_for(self._lines, ("fit", k))
+            if name not in known:
+                raise UserError(f"the target {name} to fit is not in the targets "
+                                f"{targets.name}", path=self._path, line=line)
+            if known[name].holdout:
+                raise UserError(f"the target {name} is held out, so a study cannot fit it",
+                                path=self._path, line=line)
 
     def check_against(self, scenario: Any) -> None:
         """Check that every path names a number of ``scenario`` (a loaded Scenario)."""
