@@ -180,7 +180,13 @@ def test_a_study_fits_only_the_targets_it_names() -> None:
     tax = prepare("china", "china", "china_tax", citizens=None, days=None, seed=None)
     assert tax["fitted"] == ["tax_grade_a_2019", "tax_grade_d_2019"]
     debt = prepare("china", "china", "china_debt", citizens=None, days=None, seed=None)
-    assert debt["fitted"] == [t.id for t in load_targets("china").fitted]
+    first = prepare("china", "china", "china_first_quarter", citizens=None, days=None,
+                    seed=None)
+    assert first["fitted"] == ["listed_2013_11", "listed_persons_2013_11"]
+    assert first["citizens"] == 1_000_000 and first["days"] == 61
+    # the three studies together fit every fitted target, each once
+    every = [t.id for t in load_targets("china").fitted]
+    assert sorted(debt["fitted"] + first["fitted"] + tax["fitted"]) == sorted(every)
     ts = TargetSet.model_validate(tax["targets_data"])
     assert {t.id for t in ts.targets if t.weight > 0} == {
         "tax_grade_a_2019", "tax_grade_d_2019", *(t.id for t in ts.targets if t.holdout)}

@@ -59,7 +59,7 @@ CATEGORY_RIGHTS = {
 PRIVATE_CHANNELS = {"search": "search history", "location": "mobile location"}
 PRIVATE_WORDS = ("message", "chat", "private")
 #: Services whose denial restricts movement.
-TRAVEL_SERVICES = {"flight", "train"}
+TRAVEL_SERVICES = {"flight", "train", "soft_sleeper"}
 
 
 @dataclass(frozen=True)
