@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -255,6 +257,46 @@ def test_a_dated_act_rate_follows_its_history_by_epoch() -> None:
         "act_thr"][0, k]
     ratio = t["act_mod_policy"][e_early, :, k] / t["act_mod_policy"][e_late, :, k]
     assert np.allclose(ratio, 0.25, atol=0.01)
+
+
+def test_dated_awareness_follows_its_history_and_moves_listed_requests() -> None:
+    """The share of listed subjects who know it may be dated: the tables carry one threshold
+    per epoch, and listed subjects ask less once more of them know."""
+    from engine_support import run_every_event
+    from socialcredit.engine import build_model
+    from socialcredit.kernel import layout as LY
+    from socialcredit.rng import threshold
+
+    def requests(aware: object) -> tuple[Any, int, int]:
+        base = Scenario.load("default").to_dict()
+        base.update(seed=3, start="2018-01-01", days=240, burn_in_days=0)
+        base["behaviour"]["awareness"] = aware
+        base["behaviour"]["listed_request_factor"] = 0.1
+        base["behaviour"]["acts"] = {"court_default": {"rate_per_year": 0.3}}
+        model = build_model(Scenario.from_dict(base).rescaled(3000))
+        res = run_every_event(model)
+        listed: set[int] = set()
+        n = [0, 0]  # requests of listed subjects before and after 2018-05-01
+        switch = (dt.date(2018, 5, 1) - dt.date(2018, 1, 1)).days
+        for t, ev in enumerate(res.events):
+            for row in ev:
+                if row[0] == LY.EV_LIST and row[3] == LY.LIST_ENTER:
+                    listed.add(int(row[1]))
+                elif row[0] == LY.EV_LIST and row[3] == LY.LIST_EXIT:
+                    listed.discard(int(row[1]))
+                elif row[0] == LY.EV_DECISION and int(row[1]) in listed:
+                    n[t >= switch] += 1
+        return model, n[0], n[1]
+
+    model, before, after = requests({"2018-01-01": 0.0, "2018-05-01": 1.0})
+    thr = model.packed.P[model.packed.P[LY.OFF_O + LY.T_AWARE_THR]:][:len(model.policy.epoch_start)]
+    starts = [str(np.datetime64(int(d), "D")) for d in model.policy.epoch_start]
+    late = starts.index("2018-05-01")
+    assert thr[late] == threshold(1.0) and all(thr[e] == 0 for e in range(late))
+    _, before0, after0 = requests(0.0)
+    # the same draws: before the date nothing differs; after it, listed subjects ask less
+    assert before == before0 and after0 > 0
+    assert after < 0.4 * after0, (after, after0)
 
 
 def test_constant_rates_leave_the_behaviour_tables_unchanged() -> None:

@@ -249,7 +249,10 @@ def build_behaviour(catalogue: Any, scenario: Any, policy: PolicyTables) -> tupl
 
     t["svc_kind"] = np.array([kind_of[str(s.kind)] for s in services], dtype=np.int64)
     t.update(_service_tables(services, t["svc_kind"], svc_param, fb))
-    t["aware_thr"] = np.array([threshold(float(_get(beh, "awareness", 0.11)))], dtype=np.int64)
+    # per epoch: the share of listed subjects who know it may be dated (its publicity grew)
+    aware = _get(beh, "awareness", 0.11)
+    t["aware_thr"] = np.array([threshold(float(aware.at(day) if hasattr(aware, "at") else aware))
+                               for day in epoch_days], dtype=np.int64)
     t["listed_request_factor"] = np.array([q8(float(_get(beh, "listed_request_factor", 0.5)))],
                                           dtype=np.int64)
     obj = _get(beh, "objection") or {}

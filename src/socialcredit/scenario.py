@@ -244,8 +244,9 @@ class Behaviour(_Model):
     #: compliance under pressure: how much faster a listed debtor meets its obligations
     compliance_factor: Multiplier = 3.0
     objection: Objection = Field(default_factory=Objection)
-    #: share of listed subjects who know it (FACTS.md: 11 % knew of their pilot [R])
-    awareness: Share = 0.11
+    #: share of listed subjects who know it (FACTS.md: 11 % knew of their pilot [R]); may be
+    #: dated, as knowledge of a list grows with its publicity
+    awareness: Share | Dated[Share] = 0.11
     #: how much an aware listed subject's service requests are multiplied by
     listed_request_factor: Share = 0.5
     #: deterrence: a penalised act's rate falls by this share times the channel's coverage
@@ -441,6 +442,9 @@ class Scenario(_Model):
         for act in self.behaviour.acts.values():
             if act.rate_per_year is not None:
                 out.update(act.rate_per_year.dates())
+        aware = self.behaviour.awareness
+        if hasattr(aware, "dates"):
+            out.update(aware.dates())
         return sorted(out)
 
     @property

@@ -1453,7 +1453,7 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
     u = u32(h2)
     rb = svc_row(month, kind, bnd)
     aware = (mem & 255) != 0 and \
-        u32lo(rng.sub_hash(h2, np.uint64(DRAW_AWARE))) < P[P[OFF_O + T_AWARE_THR]]
+        u32lo(rng.sub_hash(h2, np.uint64(DRAW_AWARE))) < P[P[OFF_O + T_AWARE_THR] + e]
     slot = u // SVC_W
     s0 = P[P[OFF_O + T_SVC_SLOT] + kind * SVC_COLS + slot]
     if s0 >= 0:
