@@ -13,6 +13,7 @@ renders it for the terminal.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -439,26 +440,25 @@ def _measure_references(run: Run) -> dict[str, str]:
     return refs
 
 
-def _throttled_days(days: list[dict[str, Any]], at_start: dict[str, Any], start: str,
-                    end: str) -> int:
-    """Days of the reported period on which the subject's connection was throttled: from
-    each start (or the first reported day, if it began in the burn-in) to its end (or to
-    the last day, inclusive, if it was still throttled)."""
-    import datetime as dt
-
-    since = start if at_start.get("throttled_since") else None
+def throttled_days(days: list[dict[str, Any]], at_start: bool, start: dt.date,
+                   end: dt.date) -> int:
+    """Days of the period ``start`` .. ``end`` on which a story's subject had its connection
+    throttled: from each start (or ``start``, when it was throttled already) to its end, the
+    end's day not included (as the daily stock counts), or through ``end`` if still throttled.
+    ``days`` are a story's days (``explain``'s or the explorer's credit file)."""
+    since = start if at_start else None
     total = 0
     for d in days:
         for e in d["events"]:
             if e["type"] != "restriction":
                 continue
             if e["event"] == "start":
-                since = d["day"]
+                since = dt.date.fromisoformat(d["day"])
             elif since is not None:
-                total += (dt.date.fromisoformat(d["day"]) - dt.date.fromisoformat(since)).days
+                total += (dt.date.fromisoformat(d["day"]) - since).days
                 since = None
     if since is not None:
-        total += (dt.date.fromisoformat(end) - dt.date.fromisoformat(since)).days + 1
+        total += (end - since).days + 1
     return total
 
 
@@ -527,8 +527,8 @@ def explain(run: str | Path | Run, subject: str | int, *, check: bool = True,
         "summary": _summary(story["days"]),
         "days": story["days"],
     }
-    out["summary"]["throttled_days"] = _throttled_days(story["days"], story["at_start"],
-                                                       start.isoformat(), end.isoformat())
+    out["summary"]["throttled_days"] = throttled_days(
+        story["days"], bool(story["at_start"].get("throttled_since")), start, end)
     out["ledger_check"] = ledger_check(replay) if check else {"status": "not checked",
                                                                "tables": {}}
     return out

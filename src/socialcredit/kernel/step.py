@@ -907,6 +907,18 @@ def pub_grades(p):  # type: ignore[no-untyped-def]
     return ((p >> 16) & 15) | (((p >> 20) & 15) << 4)
 
 
+@register_jitable(inline="always")
+def keep_best(best, wrong, m, res):  # type: ignore[no-untyped-def]
+    """Among the measures of one effect that hold (``res`` of :func:`trigger_holds`), the one
+    a decision names: the first that holds honestly, else the first; and whether it rests on
+    false records alone (1) or not (0)."""
+    if best < 0 or (wrong == 1 and res == 1):
+        return m, (1 if res == 2 else 0)
+    if res == 1:
+        return best, 0
+    return best, wrong
+
+
 @register_jitable
 def decide(i, li, s, kind, age, mem, grades, er, P, st, pub, ctx, rep, popt):  # type: ignore[no-untyped-def]
     """Decide one service request. Returns outcome * 2**20 + (measure + 1) * 2 + wrongful,
@@ -958,17 +970,9 @@ def decide(i, li, s, kind, age, mem, grades, er, P, st, pub, ctx, rep, popt):  #
             continue
         eff = P[P[OFF_O + T_MEASURE_EFFECT] + m]
         if eff == EFFECT_DENY:
-            if best_deny < 0 or (deny_wrong == 1 and res == 1):
-                best_deny = m
-                deny_wrong = 1 if res == 2 else 0
-            elif res == 1:
-                deny_wrong = 0
+            best_deny, deny_wrong = keep_best(best_deny, deny_wrong, m, res)
         elif eff == EFFECT_THROTTLE:
-            if best_thr < 0 or (thr_wrong == 1 and res == 1):
-                best_thr = m
-                thr_wrong = 1 if res == 2 else 0
-            elif res == 1:
-                thr_wrong = 0
+            best_thr, thr_wrong = keep_best(best_thr, thr_wrong, m, res)
         elif best_fast < 0:
             best_fast = m
     if best_deny >= 0:
@@ -1155,17 +1159,17 @@ def request(i, li, s, kind, age, inc, bnd, mem, grades, er, h2, P, rec, st, pub,
         count(P, cnt, cell, M_MEASURE_FIRED, meas, attempts)
     if wrong:
         count(P, cnt, cell, M_WRONGFUL, s, attempts)
-    if (res & THROTTLE_RES) != 0:
-        count(P, cnt, cell, M_THROTTLED_GRANTS, 0, 1)
     for _k in range(attempts):
         emit(ctx, ev, cnt, EV_DECISION, i, s, outcome, meas, wrong)
     # a throttled grant: the connection stays throttled while a throttle measure holds
-    sb = np.int64(rec['strikes'])
-    if (res & THROTTLE_RES) != 0 and (sb & THROTTLED_BIT) == 0:
-        rec['strikes'] = np.uint8(sb | THROTTLED_BIT)
-        count(P, cnt, cell, M_THROTTLE_STARTS, 0, 1)
-        count(P, cnt, cell, M_THROTTLED, 0, 1)
-        emit(ctx, ev, cnt, EV_RESTRICTION, i, s, RESTRICTION_START, meas, wrong)
+    if (res & THROTTLE_RES) != 0:
+        count(P, cnt, cell, M_THROTTLED_GRANTS, 0, 1)
+        sb = np.int64(rec['strikes'])
+        if (sb & THROTTLED_BIT) == 0:
+            rec['strikes'] = np.uint8(sb | THROTTLED_BIT)
+            count(P, cnt, cell, M_THROTTLE_STARTS, 0, 1)
+            count(P, cnt, cell, M_THROTTLED, 0, 1)
+            emit(ctx, ev, cnt, EV_RESTRICTION, i, s, RESTRICTION_START, meas, wrong)
     # economic consequences: a denied job or loan can lower the income band
     if outcome == OUT_DENIED and kind == 0 and P[P[OFF_O + T_SVC_ECONOMIC] + s] != 0 and inc > 0:
         b = np.int64(rec['bands'])

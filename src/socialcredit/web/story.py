@@ -22,6 +22,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from socialcredit.analysis.explain import throttled_days
 from socialcredit.errors import UserError
 from socialcredit.web.catalog import (
     NUMBA_LOCK,
@@ -188,7 +189,7 @@ def ledger_story(handle: RunHandle, subject: int) -> dict[str, Any]:
                    "burn_in_days": int(handle.manifest["calendar"].get("burn_in_days", 0))},
         "at_start": at_start,
         "at_end": at_end,
-        "summary": {**summary(days), "throttled_days": _throttled_days(
+        "summary": {**summary(days), "throttled_days": throttled_days(
             days, throttled_at_start, handle.start, handle.end)},
         "days": days,
         "scores": [{"day": _day(s["day"]), "score": s.get("score"), "grade": s.get("grade"),
@@ -238,26 +239,6 @@ def _ends(rows: dict[str, list[dict[str, Any]]], snaps: list[dict[str, Any]],
               "lists": [{"list": n, "false_caused": n in end_false} for n in list_names
                         if n in end_flags]}
     return at_start, at_end
-
-
-def _throttled_days(days: list[dict[str, Any]], at_start: bool, start: dt.date,
-                    end: dt.date) -> int:
-    """Days of the period on which the subject's connection was throttled (as ``explain``
-    counts them: a start's day to its end's day, the end's day not included)."""
-    since = start if at_start else None
-    total = 0
-    for d in days:
-        for e in d["events"]:
-            if e["type"] != "restriction":
-                continue
-            if e["event"] == "start":
-                since = dt.date.fromisoformat(d["day"])
-            elif since is not None:
-                total += (dt.date.fromisoformat(d["day"]) - since).days
-                since = None
-    if since is not None:
-        total += (end - since).days + 1
-    return total
 
 
 def summary(days: list[dict[str, Any]]) -> dict[str, int]:
