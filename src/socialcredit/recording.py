@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from socialcredit import arrow
 from socialcredit.kernel import layout as LY
 
 EXIT_COLS = ["term", "obligation", "repair", "appeal", "grade", "moved", "policy"]
@@ -100,19 +101,19 @@ class DailyCollector:
         band_col = np.tile(band, nd)
         citizen = kind_col == 0
         cols: dict[str, pa.Array] = {
-            "day": pa.array(days, pa.date32()),
+            "day": arrow.array(days, pa.date32()),
             "region": pa.DictionaryArray.from_arrays(
-                pa.array(region_col.astype(np.int16)), pa.array(m.policy.region_names)),
+                arrow.array(region_col.astype(np.int16)), arrow.array(m.policy.region_names)),
             "kind": pa.DictionaryArray.from_arrays(
-                pa.array(kind_col.astype(np.int16)), pa.array(["citizen", "business"])),
-            "income": pa.array(np.where(citizen, band_col // 2, 0).astype(np.int8),
+                arrow.array(kind_col.astype(np.int16)), arrow.array(["citizen", "business"])),
+            "income": arrow.array(np.where(citizen, band_col // 2, 0).astype(np.int8),
                                mask=~citizen),
-            "urban": pa.array(np.where(citizen, band_col % 2, 0).astype(bool), mask=~citizen),
-            "size": pa.array(band_col.astype(np.int8), mask=citizen),
+            "urban": arrow.array(np.where(citizen, band_col % 2, 0).astype(bool), mask=~citizen),
+            "size": arrow.array(band_col.astype(np.int8), mask=citizen),
         }
         for k, name in enumerate(self.names):
-            cols[name] = pa.array(data[k])
-        return pa.table(cols)
+            cols[name] = arrow.array(data[k])
+        return arrow.table(cols)
 
     def census_dict(self) -> dict[str, Any]:
         """How many times each mechanism fired over the reported days (DESIGN 8)."""
@@ -151,7 +152,7 @@ def _prefix(fam: str) -> str:
 
 
 def _dict(idx: np.ndarray, names: list[str]) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(idx.astype(np.int16)), pa.array(names))
+    return pa.DictionaryArray.from_arrays(arrow.array(idx.astype(np.int16)), arrow.array(names))
 
 
 def rule_label(model: Any, rule: int) -> str:
@@ -205,28 +206,28 @@ def event_tables(model: Any, day: int, ev: np.ndarray) -> dict[str, pa.Table]:
 
     def base(sel: np.ndarray) -> dict[str, pa.Array]:
         n = int(sel.sum())
-        return {"day": pa.array(np.full(n, day, np.int32), pa.date32()),
-                "subject_id": pa.array(ev[sel, 1].astype(np.int64))}
+        return {"day": arrow.array(np.full(n, day, np.int32), pa.date32()),
+                "subject_id": arrow.array(ev[sel, 1].astype(np.int64))}
 
     sel = typ == LY.EV_RECORD
     if sel.any():
         cols = base(sel)
         cols["act"] = _dict(ev[sel, 2], pol.act_names)
         cols["channel"] = _dict(ev[sel, 3], pol.channel_names)
-        cols["true_record"] = pa.array(ev[sel, 4] == 1)
-        cols["delayed"] = pa.array(ev[sel, 5] == 1)
-        cols["corroborating"] = pa.array(ev[sel, 5] == 2)
-        out["records"] = pa.table(cols, schema=SCHEMAS["records"])
+        cols["true_record"] = arrow.array(ev[sel, 4] == 1)
+        cols["delayed"] = arrow.array(ev[sel, 5] == 1)
+        cols["corroborating"] = arrow.array(ev[sel, 5] == 2)
+        out["records"] = arrow.table(cols, schema=SCHEMAS["records"])
     sel = typ == LY.EV_LEDGER
     if sel.any():
         cols = base(sel)
         rules = ev[sel, 2]
         labels = [rule_label(model, int(r)) for r in range(-4, len(pol.rule_names))]
         cols["rule"] = _dict(rules + 4, labels)
-        cols["points"] = pa.array(ev[sel, 3].astype(np.int32))
-        cols["score"] = pa.array(ev[sel, 4].astype(np.int32))
-        cols["false_record"] = pa.array(ev[sel, 5] == 1)
-        out["ledger"] = pa.table(cols, schema=SCHEMAS["ledger"])
+        cols["points"] = arrow.array(ev[sel, 3].astype(np.int32))
+        cols["score"] = arrow.array(ev[sel, 4].astype(np.int32))
+        cols["false_record"] = arrow.array(ev[sel, 5] == 1)
+        out["ledger"] = arrow.table(cols, schema=SCHEMAS["ledger"])
     sel = typ == LY.EV_LIST
     if sel.any():
         cols = base(sel)
@@ -235,8 +236,8 @@ def event_tables(model: Any, day: int, ev: np.ndarray) -> dict[str, pa.Table]:
         reasons = ev[sel, 4]
         labels = reason_labels(model)
         cols["reason"] = _dict(np.where(reasons >= 0, reasons + 7, -reasons - 10), labels)
-        cols["false_caused"] = pa.array(ev[sel, 5] == 1)
-        out["list_events"] = pa.table(cols, schema=SCHEMAS["list_events"])
+        cols["false_caused"] = arrow.array(ev[sel, 5] == 1)
+        out["list_events"] = arrow.table(cols, schema=SCHEMAS["list_events"])
     sel = typ == LY.EV_DECISION
     if sel.any():
         cols = base(sel)
@@ -244,13 +245,13 @@ def event_tables(model: Any, day: int, ev: np.ndarray) -> dict[str, pa.Table]:
         cols["outcome"] = _dict(ev[sel, 3], LY.OUTCOME_NAMES)
         meas = ev[sel, 4]
         cols["measure"] = pa.DictionaryArray.from_arrays(
-            pa.array(np.maximum(meas, 0).astype(np.int16), mask=meas < 0),
-            pa.array(pol.measure_names if pol.measure_names else [""]))
-        cols["wrongful"] = pa.array(ev[sel, 5] == 1)
+            arrow.array(np.maximum(meas, 0).astype(np.int16), mask=meas < 0),
+            arrow.array(pol.measure_names if pol.measure_names else [""]))
+        cols["wrongful"] = arrow.array(ev[sel, 5] == 1)
         throttles = np.asarray(pol.measure_effect, np.int64) == LY.EFFECT_THROTTLE
-        cols["throttled"] = pa.array((meas >= 0) & throttles[np.maximum(meas, 0)]
+        cols["throttled"] = arrow.array((meas >= 0) & throttles[np.maximum(meas, 0)]
                                      if len(throttles) else np.zeros(len(meas), bool))
-        out["decisions"] = pa.table(cols, schema=SCHEMAS["decisions"])
+        out["decisions"] = arrow.table(cols, schema=SCHEMAS["decisions"])
     sel = typ == LY.EV_RESTRICTION
     if sel.any():
         cols = base(sel)
@@ -258,10 +259,10 @@ def event_tables(model: Any, day: int, ev: np.ndarray) -> dict[str, pa.Table]:
         cols["event"] = _dict(ev[sel, 3], ["end", "start"])
         meas = ev[sel, 4]
         cols["measure"] = pa.DictionaryArray.from_arrays(
-            pa.array(np.maximum(meas, 0).astype(np.int16), mask=meas < 0),
-            pa.array(pol.measure_names if pol.measure_names else [""]))
-        cols["wrongful"] = pa.array(ev[sel, 5] == 1)
-        out["restrictions"] = pa.table(cols, schema=SCHEMAS["restrictions"])
+            arrow.array(np.maximum(meas, 0).astype(np.int16), mask=meas < 0),
+            arrow.array(pol.measure_names if pol.measure_names else [""]))
+        cols["wrongful"] = arrow.array(ev[sel, 5] == 1)
+        out["restrictions"] = arrow.table(cols, schema=SCHEMAS["restrictions"])
     return out
 
 
@@ -283,20 +284,20 @@ def snapshot_table(model: Any, day: int, subject_ids: np.ndarray, state: dict[st
     citizen = subject_ids < model.n_citizens
     n = subject_ids.shape[0]
     kind = (~citizen).astype(np.int64)
-    return pa.table({
-        "day": pa.array(np.full(n, day, np.int32), pa.date32()),
-        "subject_id": pa.array(subject_ids.astype(np.int64)),
-        "score": pa.array(np.where((pub >> 29) & 1, st["score"], 0).astype(np.int16)),
+    return arrow.table({
+        "day": arrow.array(np.full(n, day, np.int32), pa.date32()),
+        "subject_id": arrow.array(subject_ids.astype(np.int64)),
+        "score": arrow.array(np.where((pub >> 29) & 1, st["score"], 0).astype(np.int16)),
         "grade": _dict((region * 2 + kind) * 16 + grade, grade_labels(model)),
-        "lists": pa.array((pub & 255).astype(np.uint8)),
-        "false_lists": pa.array(np.where(pub & 255, (pub >> 8) & 255, 0).astype(np.uint8)),
+        "lists": arrow.array((pub & 255).astype(np.uint8)),
+        "false_lists": arrow.array(np.where(pub & 255, (pub >> 8) & 255, 0).astype(np.uint8)),
         "region": _dict(region, pol.region_names),
         "kind": _dict(kind, ["citizen", "business"]),
-        "income": pa.array(np.where(citizen, bands & 3, 0).astype(np.int8), mask=~citizen),
-        "education": pa.array(((bands >> 2) & 3).astype(np.int8), mask=~citizen),
-        "age": pa.array(((bands >> 4) & 3).astype(np.int8), mask=~citizen),
-        "urban": pa.array(((bands >> 6) & 1).astype(bool), mask=~citizen),
-        "size": pa.array((bands & 3).astype(np.int8), mask=citizen),
+        "income": arrow.array(np.where(citizen, bands & 3, 0).astype(np.int8), mask=~citizen),
+        "education": arrow.array(((bands >> 2) & 3).astype(np.int8), mask=~citizen),
+        "age": arrow.array(((bands >> 4) & 3).astype(np.int8), mask=~citizen),
+        "urban": arrow.array(((bands >> 6) & 1).astype(bool), mask=~citizen),
+        "size": arrow.array((bands & 3).astype(np.int8), mask=citizen),
     }, schema=SCHEMAS["snapshots"])
 
 

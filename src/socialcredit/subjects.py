@@ -16,8 +16,8 @@ import pyarrow as pa
 from numba import njit, prange
 
 import socialcredit.jitcache  # noqa: F401  (before any cached jit)
+from socialcredit import arrow, uscc
 from socialcredit import population as P
-from socialcredit import uscc
 
 #: Rows per table batch (a batch is one row group's worth or less).
 CHUNK = 1 << 16
@@ -80,13 +80,13 @@ def uscc_codes(ids: np.ndarray, admin: np.ndarray) -> pa.Array:
     chars[:, 16] = np.where(c == 10, ord("X"), np.where(c == 11, ord("0"), ord("0") + c % 10))
     total = (_INDEX[chars[:, :17]] * np.array(uscc.WEIGHTS, np.int64)).sum(axis=1)
     chars[:, 17] = _ALPHABET[(31 - total % 31) % 31]
-    return pa.array(chars.view("S18").ravel().astype(str), pa.string())
+    return arrow.array(chars.view("S18").ravel().astype(str), pa.string())
 
 
 def _dict(codes: np.ndarray, names: list[str] | tuple[str, ...],
           mask: np.ndarray | None = None) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int16), mask=mask),
-                                          pa.array(list(names), pa.string()))
+    return pa.DictionaryArray.from_arrays(arrow.array(codes.astype(np.int16), mask=mask),
+                                          arrow.array(list(names), pa.string()))
 
 
 def _region_of(ids: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -110,7 +110,7 @@ def subject_tables(layout: Any) -> Iterator[pa.Table]:
         income, education, age = b & 3, (b >> 2) & 3, (b >> 4) & 3
         n = hi - lo
         none = np.ones(n, bool)
-        yield pa.table({
+        yield arrow.table({
             "subject_id": ids,
             "kind": _dict(np.zeros(n, np.int64), ("citizen", "business")),
             "region": _dict(_region_of(ids, c_starts), regions),
@@ -121,11 +121,11 @@ def subject_tables(layout: Any) -> Iterator[pa.Table]:
             "income_band": _dict(income, P.INCOME_BANDS),
             "education_band": _dict(education, P.EDUCATION_BANDS),
             "age_band": _dict(age, P.AGE_BANDS),
-            "employer": pa.array(employer, mask=employer < 0),
-            "size": pa.array(np.zeros(n, np.int8), mask=none),
+            "employer": arrow.array(employer, mask=employer < 0),
+            "size": arrow.array(np.zeros(n, np.int8), mask=none),
             "size_band": _dict(np.zeros(n, np.int64), P.SIZE_BANDS, none),
             "sector": _dict(np.zeros(n, np.int64), P.SECTORS, none),
-            "representative": pa.array(np.zeros(n, np.int64), mask=none),
+            "representative": arrow.array(np.zeros(n, np.int64), mask=none),
             "uscc": pa.nulls(n, pa.string()),
         }, schema=SCHEMA)
     for lo in range(C, C + B, CHUNK):
@@ -138,20 +138,20 @@ def subject_tables(layout: Any) -> Iterator[pa.Table]:
         size, sector = b & 3, (b >> 2) & 15
         codes = uscc_codes(ids, np.asarray(layout.admin_codes, np.int64)[region])
         none = np.ones(n, bool)
-        yield pa.table({
+        yield arrow.table({
             "subject_id": ids,
             "kind": _dict(np.ones(n, np.int64), ("citizen", "business")),
             "region": _dict(region, regions),
-            "household": pa.array(np.zeros(n, np.int64), mask=none),
-            "income": pa.array(np.zeros(n, np.int8), mask=none),
-            "education": pa.array(np.zeros(n, np.int8), mask=none),
-            "age": pa.array(np.zeros(n, np.int8), mask=none),
-            "urban": pa.array(np.zeros(n, bool), mask=none),
-            "consent": pa.array(np.zeros(n, bool), mask=none),
+            "household": arrow.array(np.zeros(n, np.int64), mask=none),
+            "income": arrow.array(np.zeros(n, np.int8), mask=none),
+            "education": arrow.array(np.zeros(n, np.int8), mask=none),
+            "age": arrow.array(np.zeros(n, np.int8), mask=none),
+            "urban": arrow.array(np.zeros(n, bool), mask=none),
+            "consent": arrow.array(np.zeros(n, bool), mask=none),
             "income_band": _dict(np.zeros(n, np.int64), P.INCOME_BANDS, none),
             "education_band": _dict(np.zeros(n, np.int64), P.EDUCATION_BANDS, none),
             "age_band": _dict(np.zeros(n, np.int64), P.AGE_BANDS, none),
-            "employer": pa.array(np.zeros(n, np.int64), mask=none),
+            "employer": arrow.array(np.zeros(n, np.int64), mask=none),
             "size": size.astype(np.int8),
             "size_band": _dict(size, P.SIZE_BANDS),
             "sector": _dict(sector, P.SECTORS),
