@@ -107,6 +107,64 @@ def test_calibrate_on_dask_runs_its_trials_on_the_workers(tmp_path: Path, client
     assert os.getpid() not in pids
 
 
+def test_a_new_study_starts_from_the_scenario_and_judges_the_mean_of_its_seeds(
+        tmp_path: Path) -> None:
+    """Trial 0 of a new study is the scenario's own values; with ``seeds`` each trial runs
+    once per seed and its figures are the mean of the runs' (each run's table kept too)."""
+    from socialcredit.calibration import calibrate
+    from socialcredit.scenario import get_path
+
+    p = tmp_path / "p.yaml"
+    p.write_text("citizens: 2000\nseeds: [11, 12]\nparameters:\n"
+                 "  - {path: behaviour.acts.court_default.rate_per_year.2013-10-01, "
+                 "low: 0.0001, high: 0.02, log: true}\n"
+                 "  - {path: behaviour.repayment_per_year, low: 0.1, high: 2.0}\n",
+                 encoding="utf-8")
+    # a frequent figure (court defaults among 2,000 citizens, and every act), so that the
+    # seeds' runs differ
+    t = tmp_path / "t.yaml"
+    t.write_text(TARGETS.read_text(encoding="utf-8").replace(
+        "enter_judgment_debtors + enter_judgment_debtor_firms",
+        "acts_jaywalking + acts_traffic_ticket + acts_court_default"), encoding="utf-8")
+    result = calibrate("china", t, p, trials=2, out=tmp_path / "cal")
+    assert result.finished == 2
+    base = Scenario.load("china").to_dict()
+    first = json.loads((tmp_path / "cal" / "trials" / "0000.json").read_text())
+    assert first["values"] == {k: pytest.approx(float(get_path(base, k))) for k in first["values"]}
+    assert first["seeds"] == [11, 12]
+    runs = first["comparisons_by_seed"]
+    assert len(runs) == 2
+    for k, row in enumerate(first["comparisons"]):
+        models = [r[k]["model"] for r in runs]
+        if None in models:
+            assert row["model"] is None
+            continue
+        assert row["model"] == pytest.approx(sum(models) / 2)
+        assert row["ratio"] == pytest.approx(row["model"] / row["published"])
+    # the two seeds are two different runs, not one run twice
+    assert [r[0]["model"] for r in runs][0] != [r[0]["model"] for r in runs][1]
+    plan = json.loads((tmp_path / "cal" / "calibration.json").read_text())
+    assert plan["seeds"] == [11, 12]
+    overlay = Scenario.load(tmp_path / "cal" / "overlay.yaml")
+    assert overlay.provenance is not None and overlay.provenance["seeds"] == [11, 12]
+    assert "the mean of seeds 11, 12" in next(iter(overlay.provenance["references"].values()))
+    assert plan["targets"] == "small"
+
+
+def test_a_trial_runs_through_the_last_figure_that_weighs() -> None:
+    """A study that fits the debt list runs through its last fitted or held-out figure (end
+    2017), not through the tax grades of 2019 that weigh nothing in its loss."""
+    from socialcredit.calibration.calibrate import prepare
+
+    sc = Scenario.load("china")
+    debt = prepare("china", "china", "china_debt", citizens=None, days=None, seed=None)
+    assert sc.start + dt.timedelta(days=debt["days"] - 1) == dt.date(2017, 12, 31)
+    tax = prepare("china", "china", "china_tax", citizens=None, days=None, seed=None)
+    assert sc.start + dt.timedelta(days=tax["days"] - 1) == dt.date(2019, 6, 30)
+    assert prepare("china", "china", "china_debt", citizens=None, days=None,
+                   seed=7)["seeds"] == [7]
+
+
 def test_run_accepts_an_overlay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     ov = tmp_path / "o.yaml"
@@ -142,6 +200,8 @@ def test_bad_overlays_are_one_sentence_with_file_and_line(tmp_path: Path, text: 
     ("parameters:\n  - {path: behaviour.feedback_x, low: 0, high: 1, log: true}\n", 2,
      "positive"),
     ("parameters:\n  - path: behaviour.objection\n    low: 0\n    high: 1\n", 2, "not a number"),
+    ("seeds: [3, 3]\nparameters:\n  - {path: behaviour.awareness, low: 0, high: 1}\n", 1,
+     "seed appears twice"),
 ])
 def test_bad_parameter_files(tmp_path: Path, text: str, line: int, words: str,
                              monkeypatch: pytest.MonkeyPatch,
@@ -186,9 +246,13 @@ def test_a_study_fits_only_the_targets_it_names() -> None:
                     seed=None)
     assert first["fitted"] == ["listed_2013_11", "listed_persons_2013_11"]
     assert first["citizens"] == 1_000_000 and first["days"] == 61
-    # the three studies together fit every fitted target, each once
+    measures = prepare("china", "china", "china_measures", citizens=None, days=None,
+                       seed=None)
+    assert debt["seeds"] == measures["seeds"] == [2013, 2014]
+    # the four studies together fit every fitted target, each once
     every = [t.id for t in load_targets("china").fitted]
-    assert sorted(debt["fitted"] + first["fitted"] + tax["fitted"]) == sorted(every)
+    assert sorted(debt["fitted"] + measures["fitted"] + first["fitted"]
+                  + tax["fitted"]) == sorted(every)
     ts = TargetSet.model_validate(tax["targets_data"])
     assert {t.id for t in ts.targets if t.weight > 0} == {
         "tax_grade_a_2019", "tax_grade_d_2019", *(t.id for t in ts.targets if t.holdout)}

@@ -3,7 +3,7 @@
 A calibration directory::
 
     OUT/
-    ├── calibration.json    the plan: scenario, targets, parameters, citizens, days, seed
+    ├── calibration.json    the plan: scenario, targets, parameters, citizens, days, seeds
     ├── study.db            optuna's study (SQLite): every trial, finished or not
     ├── trials/NNNN.json    each finished trial: its values, loss and validation table
     ├── best.json           the best trial so far, with its validation table
@@ -12,7 +12,9 @@ A calibration directory::
 Each trial is a run of the scenario with the trial's values, compared with the targets that
 are not held out (:func:`socialcredit.targets.loss`, the weighted mean squared log ratio);
 held-out figures are computed and written too, never fitted. Every trial runs with the same
-seed, so trials differ by their values only (DESIGN 2.9). Trials go through the Dask
+seeds (the parameter file's ``seeds``, ``--seed``, or the scenario's), so trials differ by
+their values only (DESIGN 2.9); with several seeds a trial is judged on the mean of its
+runs' figures. A new study's first trial is the scenario's own values. Trials go through the Dask
 scheduler the sweeps use (``--scheduler local[:N]`` or an address), as many at a time as
 there are workers, asked of and told to optuna's sampler as they finish. Running the same
 command again resumes: finished trials are kept, a trial cut off midway is marked failed
@@ -45,7 +47,7 @@ OVERLAY_FILE = "overlay.yaml"
 BEST_FILE = "best.json"
 STUDY_NAME = "calibration"
 _SAME_PLAN = ("scenario", "scenario_digest", "targets", "targets_digest", "parameters",
-              "citizens", "days", "seed")
+              "citizens", "days", "seeds")
 
 ProgressFn = Callable[[int, int, "float | None"], None]
 
@@ -78,7 +80,7 @@ def prepare(scenario: str | Path, targets: str | Path, params: str | Path, *,
     (nothing is written)."""
     from socialcredit.calibration.params import load_params
     from socialcredit.catalogue import load_catalogue
-    from socialcredit.scenario import Scenario, validate_against_catalogue
+    from socialcredit.scenario import Scenario, get_path, validate_against_catalogue
     from socialcredit.targets import load_targets
 
     sc = Scenario.load(scenario)
@@ -99,11 +101,21 @@ def prepare(scenario: str | Path, targets: str | Path, params: str | Path, *,
     n_citizens = citizens if citizens is not None else pf.citizens
     if days is None:
         days = pf.days
-    if days is None:  # through the last target's date, when the scenario reaches it
-        through = (ts.last_date - sc.start).days + 1
+    if days is None:
+        # through the last date of the figures the study fits or holds out (those that
+        # weigh), when the scenario reaches it: a day after it changes none of them
+        weighed = [t.date for t in ts.targets if t.holdout or t.weight > 0]
+        last = max(weighed) if weighed else ts.last_date
+        through = (last - sc.start).days + 1
         days = min(sc.days, through) if through > 0 else sc.days
     if not ts.fitted:
         raise UserError("every target is held out, so there is nothing to fit", path=ts.path)
+    if seed is not None:
+        seeds = [int(seed)]
+    elif pf.seeds:
+        seeds = [int(x) for x in pf.seeds]
+    else:
+        seeds = [int(sc.seed)]
     shipped = str(scenario) in Scenario.shipped()
     ref = str(scenario) if shipped else str(Path(str(scenario)).expanduser().resolve())
     base = sc.to_dict()
@@ -115,8 +127,11 @@ def prepare(scenario: str | Path, targets: str | Path, params: str | Path, *,
         "targets_data": ts.to_dict(), "targets_digest": _digest(ts.to_dict()),
         "params_path": str(pf.path.resolve()) if pf.path else None,
         "parameters": [p.model_dump() for p in pf.parameters],
+        "start": {p.path: float(get_path(base, p.path)) for p in pf.parameters},
         "citizens": n_citizens, "days": days,
-        "seed": int(sc.seed if seed is None else seed),
+        # the sampler's seed is the first run seed; --seed runs every trial with that seed
+        "seed": seeds[0],
+        "seeds": seeds,
         "fitted": [t.id for t in ts.fitted if t.weight > 0],
         "held_out": [t.id for t in ts.held_out],
     }
@@ -128,6 +143,8 @@ def _check_dir(root: Path, plan: dict[str, Any]) -> None:
     was = previous_plan(root, PLAN_FILE, "calibration")
     if was is None:
         return
+    if "seeds" not in was and "seed" in was:  # a plan written before trials had seeds
+        was["seeds"] = [was["seed"]]
     now = json.loads(json.dumps({k: plan[k] for k in _SAME_PLAN}, default=str))
     differs = [k for k in _SAME_PLAN if was.get(k) != now.get(k)]
     if differs:
@@ -175,6 +192,13 @@ def calibrate(scenario: str | Path, targets: str | Path, params: str | Path, *,
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
         complete = [t for t in study.get_trials(deepcopy=False)
                     if t.state == optuna.trial.TrialState.COMPLETE]
+        if not study.get_trials(deepcopy=False):
+            # a new study's first trial is the scenario's own values (where within the
+            # bounds): the fit starts from them and can only improve on them
+            start = {p["path"]: plan["start"][p["path"]] for p in plan["parameters"]
+                     if p["low"] <= plan["start"][p["path"]] <= p["high"]}
+            if len(start) == len(plan["parameters"]):
+                study.enqueue_trial(start)
         already = len(complete)
         todo = max(0, trials - already)
         new = failed = 0
@@ -206,7 +230,7 @@ def calibrate(scenario: str | Path, targets: str | Path, params: str | Path, *,
                 yield trial_task(plan["base"], plan["scenario_path"], dict(trial.params),
                                  name=name, work=work, targets=plan["targets_data"],
                                  targets_path=plan["targets_path"], citizens=plan["citizens"],
-                                 days=plan["days"], seed=plan["seed"])
+                                 days=plan["days"], seeds=plan["seeds"])
 
         def done(task: dict[str, Any], result: dict[str, Any] | None, error: str | None) -> None:
             nonlocal new, failed
@@ -246,6 +270,12 @@ def calibrate(scenario: str | Path, targets: str | Path, params: str | Path, *,
                              best_loss=float(best.value or 0.0), parameters=parameters)
 
 
+def _seeds_words(seeds: list[int]) -> str:
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    return "the mean of seeds " + ", ".join(str(x) for x in seeds)
+
+
 def write_overlay(root: Path, plan: dict[str, Any], trial: int, loss: float,
                   values: dict[str, float], result: dict[str, Any], finished: int) -> Path:
     """``overlay.yaml``: the fitted values on the calibrated scenario, with provenance and,
@@ -258,7 +288,8 @@ def write_overlay(root: Path, plan: dict[str, Any], trial: int, loss: float,
         p["path"]: (f"calibrated by socialcredit calibrate on {today} against the targets "
                     f"{plan['targets']} ({fitted}); bounds {p['low']:g}..{p['high']:g}; best of "
                     f"{finished} trials (trial {trial}, loss {loss:.4g}) at "
-                    f"{plan['citizens'] or 'the scenario'} citizens, seed {plan['seed']}")
+                    f"{plan['citizens'] or 'the scenario'} citizens, "
+                    f"{_seeds_words(plan['seeds'])}")
         for p in plan["parameters"]}
     doc = {
         "overlay": plan["scenario"],
@@ -281,6 +312,7 @@ def write_overlay(root: Path, plan: dict[str, Any], trial: int, loss: float,
             "citizens": plan["citizens"],
             "days": plan["days"],
             "seed": plan["seed"],
+            "seeds": plan["seeds"],
             "references": references,
         },
     }

@@ -5,6 +5,7 @@ overlay's ``set`` does, a dated value's entry by its date), with bounds and, opt
 log scale::
 
     citizens: 200000          # simulated citizens per trial (optional)
+    seeds: [2013, 2014]       # each trial runs once per seed (optional; default the scenario's)
     parameters:
       - path: behaviour.repayment_per_year
         low: 0.1
@@ -55,6 +56,10 @@ class ParameterFile(_Strict):
     #: days to report per trial (default: through the last target's date)
     days: Annotated[int, Field(gt=0)] | None = None
     parameters: Annotated[list[Parameter], Field(min_length=1)]
+    #: the seeds of every trial's runs (default: the scenario's seed): a trial runs once per
+    #: seed and is judged on the mean of the runs' figures, so that a fit follows the model
+    #: rather than one seed's noise
+    seeds: Annotated[list[int], Field(min_length=1)] | None = None
     #: the targets this study fits (ids of the target file; default: every one not held out).
     #: The others are still computed and written with each trial, not fitted.
     fit: list[Annotated[str, Field(min_length=1)]] | None = None
@@ -69,6 +74,8 @@ class ParameterFile(_Strict):
             if p.path in seen:
                 raise ValueError(f"the parameter {p.path} appears twice")
             seen.add(p.path)
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("a seed appears twice in seeds")
         return self
 
     @property

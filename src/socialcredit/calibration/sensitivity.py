@@ -5,7 +5,8 @@ The outputs are the model values of a target file's figures. ``morris`` (element
 non-linearity) needs ``samples × (parameters + 1)`` runs; ``sobol`` (first-order ``S1`` and
 total ``ST`` indices) needs ``samples × (parameters + 2)`` runs, ``samples`` a power of 2.
 Outputs are compared on a log scale (log of the model value), so an effect reads as a
-relative change whatever the figure's unit. Every run uses the scenario's seed.
+relative change whatever the figure's unit. Every point runs with the parameter file's seeds
+(default the scenario's seed); with several, its outputs are the mean of its runs' figures.
 
 Written to OUT: ``samples.json`` (the design and every run's figures), ``sensitivity.json``
 (the table) and ``sensitivity.html`` (the table and a bar chart per output).
@@ -106,7 +107,7 @@ def sensitivity(scenario: str | Path, params: str | Path, *, method: str = "morr
         tasks = [trial_task(plan["base"], plan["scenario_path"], values_of(row),
                             name=f"{i:05d}", work=work, targets=plan["targets_data"],
                             targets_path=plan["targets_path"], citizens=plan["citizens"],
-                            days=plan["days"], seed=plan["seed"]) for i, row in enumerate(X)]
+                            days=plan["days"], seeds=plan["seeds"]) for i, row in enumerate(X)]
         parallel = 1
         if client is not None:
             from socialcredit.distributed import worker_addresses

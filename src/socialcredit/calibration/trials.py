@@ -24,12 +24,30 @@ __all__ = ["trial_task", "run_trial", "run_tasks"]
 
 def trial_task(base: dict[str, Any], scenario_path: str | None, values: dict[str, float], *,
                name: str, work: Path, targets: dict[str, Any], targets_path: str | None,
-               citizens: int | None, days: int | None, seed: int | None,
+               citizens: int | None, days: int | None, seeds: list[int] | None,
                keep: bool = False) -> dict[str, Any]:
-    """The mapping :func:`run_trial` executes."""
+    """The mapping :func:`run_trial` executes: one run per seed (``None``: the scenario's)."""
     return {"base": base, "scenario_path": scenario_path, "values": values, "name": name,
             "out": str(work / name), "targets": targets, "targets_path": targets_path,
-            "citizens": citizens, "days": days, "seed": seed, "keep": keep}
+            "citizens": citizens, "days": days, "seeds": list(seeds) if seeds else [None],
+            "keep": keep}
+
+
+def mean_comparisons(by_seed: list[list[Any]], targets: Any) -> list[Any]:
+    """The validation table of the mean of several runs' figures (one table per run, in the
+    same order): a figure's model value is the mean of the runs' values (none if a run has
+    none), its ratio and tolerance test follow from that mean."""
+    import dataclasses
+
+    first = by_seed[0]
+    out = []
+    for k, c in enumerate(first):
+        values = [rows[k].model for rows in by_seed]
+        model = None if any(v is None for v in values) else sum(values) / len(values)
+        ratio = model / c.published if model is not None else None
+        within = ratio is not None and abs(ratio - 1.0) <= c.tolerance + 1e-12
+        out.append(dataclasses.replace(c, model=model, ratio=ratio, within=within))
+    return out
 
 
 def scenario_with(base: dict[str, Any], values: dict[str, float]) -> dict[str, Any]:
@@ -52,29 +70,38 @@ def run_trial(task: dict[str, Any]) -> dict[str, Any]:
     from socialcredit.targets import TargetSet, loss, validate_run
 
     ts0 = time.perf_counter()
-    out = Path(task["out"])
-    for leftover in (out, partial_path(out)):
-        if leftover.exists():
-            shutil.rmtree(leftover)
+    seeds = task.get("seeds") or [task.get("seed")]
     sc = Scenario.from_dict(scenario_with(task["base"], task["values"]),
                             path=task["scenario_path"])
     targets = TargetSet.model_validate(task["targets"])
     if task["targets_path"]:
         targets._path = Path(task["targets_path"])
-    try:
-        with numba_lock():
-            simulate(sc, out=out, citizens=task["citizens"], days=task["days"],
-                     seed=task["seed"], checkpoint_every=0)
-        rows = validate_run(out, targets)
-    finally:
-        if not task["keep"]:
-            for leftover in (out, partial_path(out)):
-                with contextlib.suppress(FileNotFoundError):
-                    shutil.rmtree(leftover)
-    return {"name": task["name"], "values": task["values"],
-            "loss": loss(rows), "loss_held_out": loss(rows, holdout=True),
-            "comparisons": [c.to_json() for c in rows],
-            "seconds": round(time.perf_counter() - ts0, 3), "pid": os.getpid()}
+    by_seed = []
+    for k, seed in enumerate(seeds):
+        # one run directory per seed: the first is the task's own (kept with ``keep``)
+        out = Path(task["out"]) if k == 0 else Path(f"{task['out']}-seed{seed}")
+        for leftover in (out, partial_path(out)):
+            if leftover.exists():
+                shutil.rmtree(leftover)
+        try:
+            with numba_lock():
+                simulate(sc, out=out, citizens=task["citizens"], days=task["days"],
+                         seed=seed, checkpoint_every=0)
+            by_seed.append(validate_run(out, targets))
+        finally:
+            if not task["keep"]:
+                for leftover in (out, partial_path(out)):
+                    with contextlib.suppress(FileNotFoundError):
+                        shutil.rmtree(leftover)
+    rows = by_seed[0] if len(by_seed) == 1 else mean_comparisons(by_seed, targets)
+    result = {"name": task["name"], "values": task["values"],
+              "loss": loss(rows), "loss_held_out": loss(rows, holdout=True),
+              "comparisons": [c.to_json() for c in rows],
+              "seconds": round(time.perf_counter() - ts0, 3), "pid": os.getpid()}
+    if len(by_seed) > 1:
+        result["seeds"] = list(seeds)
+        result["comparisons_by_seed"] = [[c.to_json() for c in r] for r in by_seed]
+    return result
 
 
 def run_tasks(tasks: Iterable[dict[str, Any]], *, client: Any = None, parallel: int = 1,

@@ -73,7 +73,7 @@ def calibrate_command(
     scheduler: str | None = typer.Option(None, "--scheduler", help="Run trials on Dask: local[:N] or a scheduler address."),
     out: Path | None = typer.Option(None, "--out", help="The calibration directory (default: calibrations/<scenario>-<targets>)."),
     citizens: int | None = typer.Option(None, "--citizens", help="Simulated citizens per trial (default: the params file's, else the scenario's)."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of every trial's run (default: the scenario's)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of every trial's run (default: the params file's seeds, else the scenario's)."),
 ) -> None:
     """Fit a scenario's assumptions to the figures not held out, with optuna.
 
