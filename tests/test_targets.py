@@ -23,12 +23,19 @@ def test_shipped_china_targets_carry_the_facts_figures() -> None:
     assert by_id["complied_share_2015"].value == pytest.approx(0.20)
     assert by_id["tax_grade_a_2019"].value == pytest.approx(0.0489)
     assert by_id["tax_grade_d_2019"].value == pytest.approx(0.0701)
-    # the last figure of each judgment-debtor series is held out, the rest is fitted
-    for series in ("listed", "flights_blocked", "rail_blocked", "complied"):
-        dates = sorted(t.date for t in ts.targets if t.series == series)
-        for t in ts.targets:
-            if t.series == series:
-                assert t.holdout == (t.date == dates[-1]), t.id
+    # the later figures of the list (2018 and 2019, beyond FACTS.md) are held out, and so is
+    # the last figure of compliance; the figures of FACTS.md up to 2017 are fitted
+    later = {t.id for t in ts.targets if t.date.year >= 2018 and t.series in (
+        "listed", "flights_blocked", "rail_blocked")}
+    assert later == {f"{s}_{d}" for s in ("listed", "flights_blocked", "rail_blocked")
+                     for d in ("2018", "2019_07")}
+    assert by_id["flights_blocked_2018"].value == 17_500_000
+    assert by_id["listed_2019_07"].value == 14_500_000
+    for t in ts.targets:
+        if t.series in ("listed", "flights_blocked", "rail_blocked"):
+            assert t.holdout == (t.id in later), t.id
+    complied = sorted((t.date, t.id) for t in ts.targets if t.series == "complied")
+    assert all(by_id[i].holdout == (i == complied[-1][1]) for _, i in complied)
     assert ts.fitted and ts.held_out
 
 
@@ -124,6 +131,28 @@ def test_validate_cli_table_json_and_bad_input(small_run: Path, tmp_path: Path,
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     code, out, err = invoke(["validate", str(tmp_path / "no-run")], monkeypatch, capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_the_validation_table_fits_80_columns(small_run: Path) -> None:
+    """Every row of the shipped targets' table, figures in the millions included, is whole in
+    an 80-column terminal: no ratio or figure cut short."""
+    import dataclasses
+    import io
+
+    from rich.console import Console
+
+    from socialcredit.commands.calibration import print_validation
+
+    rows = [dataclasses.replace(r, model=r.published * 1.2345, ratio=1.2345)
+            for r in validate_run(small_run, "china")]
+    buf = io.StringIO()
+    print_validation(rows, Console(file=buf, width=80, color_system=None), "a run")
+    lines = buf.getvalue().splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    body = [line for line in lines if line.strip().startswith(tuple(r.id for r in rows))]
+    assert len(body) == len(rows)  # one line each: no id folded over two
+    assert all("1.23" in line for line in body)
+    assert any("9.59 M" in line and "11.84 M" in line for line in body)
 
 
 def test_report_shows_the_run_against_its_scenarios_targets(small_run: Path) -> None:

@@ -102,9 +102,9 @@ def prepare(scenario: str | Path, targets: str | Path, params: str | Path, *,
     if days is None:
         days = pf.days
     if days is None:
-        # through the last date of the figures the study fits or holds out (those that
-        # weigh), when the scenario reaches it: a day after it changes none of them
-        weighed = [t.date for t in ts.targets if t.holdout or t.weight > 0]
+        # through the last date of the figures the study fits, when the scenario reaches it:
+        # a day after it changes none of them (held-out figures after it are not computed)
+        weighed = [t.date for t in ts.targets if not t.holdout and t.weight > 0]
         last = max(weighed) if weighed else ts.last_date
         through = (last - sc.start).days + 1
         days = min(sc.days, through) if through > 0 else sc.days

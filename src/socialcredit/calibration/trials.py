@@ -9,6 +9,7 @@ run directory itself is removed (only the figures are kept), unless ``keep`` say
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import shutil
@@ -94,8 +95,12 @@ def run_trial(task: dict[str, Any]) -> dict[str, Any]:
                     with contextlib.suppress(FileNotFoundError):
                         shutil.rmtree(leftover)
     rows = by_seed[0] if len(by_seed) == 1 else mean_comparisons(by_seed, targets)
+    # held-out figures after the trial's last day are not computed, and not counted
+    last = (sc.start + dt.timedelta(days=task["days"] - 1)).isoformat() if task["days"] else None
+    reached = [c for c in rows if not (c.holdout and c.model is None and last is not None
+                                       and c.date > last)]
     result = {"name": task["name"], "values": task["values"],
-              "loss": loss(rows), "loss_held_out": loss(rows, holdout=True),
+              "loss": loss(rows), "loss_held_out": loss(reached, holdout=True),
               "comparisons": [c.to_json() for c in rows],
               "seconds": round(time.perf_counter() - ts0, 3), "pid": os.getpid()}
     if len(by_seed) > 1:

@@ -11,27 +11,40 @@ import typer
 
 
 def _fmt(v: float | None, unit: str) -> str:
+    """A figure in a few characters: shares as per cent, millions as ``3.08 M``."""
     if v is None:
         return "–"
     if unit == "share":
         return f"{v:.2%}"
+    if abs(v) >= 1e6:
+        return f"{v / 1e6:.2f} M"
     return f"{v:,.0f}"
 
 
 def print_validation(rows: list[Any], console: Any, title: str) -> None:
-    """The validation table: target, date, published, model, ratio, within tolerance."""
+    """The validation table: target, date, published, model, ratio, within tolerance and
+    whether the figure is fitted or held out; it fits in 80 columns, so that no figure is
+    cut short in a narrow terminal."""
+    from rich import box
     from rich.table import Table
 
-    t = Table(title=title, header_style="bold")
+    tolerances = {c.tolerance for c in rows}
+    same = len(tolerances) == 1
+    within_head = f"±{next(iter(tolerances)):.0%}" if same else "within"
+    t = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
+              padding=(0, 1), collapse_padding=True)
     for name, justify in (("target", "left"), ("date", "left"), ("published", "right"),
-                          ("model", "right"), ("ratio", "right"), ("within", "left"),
+                          ("model", "right"), ("ratio", "right"), (within_head, "left"),
                           ("use", "left")):
-        t.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        t.add_column(name, justify=justify, no_wrap=name != "target",  # type: ignore[arg-type]
+                     overflow="fold")
     for c in rows:
         ratio = f"{c.ratio:.2f}" if c.ratio is not None else "–"
         within = "[green]yes[/green]" if c.within else "[red]no[/red]"
+        if not same:
+            within += f" (±{c.tolerance:.0%})"
         t.add_row(c.id, c.date, _fmt(c.published, c.unit), _fmt(c.model, c.unit), ratio,
-                  f"{within} (±{c.tolerance:.0%})", "held out" if c.holdout else "fitted")
+                  within, "held out" if c.holdout else "fitted")
     console.print(t)
 
 
