@@ -663,7 +663,7 @@ def escalate(rec, a, is_false):  # type: ignore[no-untyped-def]
 
 
 @register_jitable
-def process_record(i, li, a, ch, is_true, delayed, h, kind, scored, age, edu, inc, mem, P, rec, pub, ctx, cnt, cell, ev):  # type: ignore[no-untyped-def]
+def process_record(i, li, a, ch, is_true, h, kind, scored, age, edu, inc, mem, P, rec, pub, ctx, cnt, cell, ev):  # type: ignore[no-untyped-def]
     """A record reaches the system (the day it was made, or after its channel's delay):
     points, forced grade, list entries and a chance of objection.
 
@@ -840,7 +840,7 @@ def deliver(i, li, a, ch, is_true, h, kind, scored, age, edu, inc, mem, P, rec, 
             return mem
         # the waiting slot is taken: this record is processed on arrival (stated overflow rule)
         count(P, cnt, cell, M_DELAY_OVERFLOW, 0, 1)
-    return process_record(i, li, a, ch, is_true, 0, h, kind, scored, age, edu, inc, mem, P, rec,
+    return process_record(i, li, a, ch, is_true, h, kind, scored, age, edu, inc, mem, P, rec,
                           pub, ctx, cnt, cell, ev)
 
 
@@ -1314,7 +1314,7 @@ def step_full(i, li, P, ctx, st, pub, rep, popt, cnt, ev):  # type: ignore[no-un
     if (w & DELAYED_MASK) != 0 and ((w >> 13) & 1023) == (t & 1023):
         rec['delayed'] = np.uint32(w & ~DELAYED_MASK)
         w = w & DELAYED_MASK
-        mem = process_record(i, li, (w & 127) - 1, (w >> 8) & 31, 1 - ((w >> 7) & 1), 1, h, kind,
+        mem = process_record(i, li, (w & 127) - 1, (w >> 8) & 31, 1 - ((w >> 7) & 1), h, kind,
                              scored, age, edu, inc, mem, P, rec, pub, ctx, cnt, cell, ev)
     # phase 3: appeals decided today
     w = np.int64(rec['appeal'])
