@@ -102,10 +102,8 @@ class DailyCollector:
         citizen = kind_col == 0
         cols: dict[str, pa.Array] = {
             "day": arrow.array(days, pa.date32()),
-            "region": pa.DictionaryArray.from_arrays(
-                arrow.array(region_col.astype(np.int16)), arrow.array(m.policy.region_names)),
-            "kind": pa.DictionaryArray.from_arrays(
-                arrow.array(kind_col.astype(np.int16)), arrow.array(["citizen", "business"])),
+            "region": arrow.dictionary(region_col, m.policy.region_names),
+            "kind": arrow.dictionary(kind_col, ["citizen", "business"]),
             "income": arrow.array(np.where(citizen, band_col // 2, 0).astype(np.int8),
                                mask=~citizen),
             "urban": arrow.array(np.where(citizen, band_col % 2, 0).astype(bool), mask=~citizen),
@@ -151,8 +149,6 @@ def _prefix(fam: str) -> str:
     }.get(fam, fam + "_")  # fmt: skip
 
 
-def _dict(idx: np.ndarray, names: list[str]) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(arrow.array(idx.astype(np.int16)), arrow.array(names))
 
 
 def rule_label(model: Any, rule: int) -> str:
@@ -212,8 +208,8 @@ def event_tables(model: Any, day: int, ev: np.ndarray) -> dict[str, pa.Table]:
     sel = typ == LY.EV_RECORD
     if sel.any():
         cols = base(sel)
-        cols["act"] = _dict(ev[sel, 2], pol.act_names)
-        cols["channel"] = _dict(ev[sel, 3], pol.channel_names)
+        cols["act"] = arrow.dictionary(ev[sel, 2], pol.act_names)
+        cols["channel"] = arrow.dictionary(ev[sel, 3], pol.channel_names)
         cols["true_record"] = arrow.array(ev[sel, 4] == 1)
         cols["delayed"] = arrow.array(ev[sel, 5] == 1)
         cols["corroborating"] = arrow.array(ev[sel, 5] == 2)
@@ -223,7 +219,7 @@ def event_tables(model: Any, day: int, ev: np.ndarray) -> dict[str, pa.Table]:
         cols = base(sel)
         rules = ev[sel, 2]
         labels = [rule_label(model, int(r)) for r in range(-4, len(pol.rule_names))]
-        cols["rule"] = _dict(rules + 4, labels)
+        cols["rule"] = arrow.dictionary(rules + 4, labels)
         cols["points"] = arrow.array(ev[sel, 3].astype(np.int32))
         cols["score"] = arrow.array(ev[sel, 4].astype(np.int32))
         cols["false_record"] = arrow.array(ev[sel, 5] == 1)
@@ -231,22 +227,21 @@ def event_tables(model: Any, day: int, ev: np.ndarray) -> dict[str, pa.Table]:
     sel = typ == LY.EV_LIST
     if sel.any():
         cols = base(sel)
-        cols["list"] = _dict(ev[sel, 2], pol.list_names)
-        cols["event"] = _dict(ev[sel, 3], ["enter", "extend", "exit"])
+        cols["list"] = arrow.dictionary(ev[sel, 2], pol.list_names)
+        cols["event"] = arrow.dictionary(ev[sel, 3], ["enter", "extend", "exit"])
         reasons = ev[sel, 4]
         labels = reason_labels(model)
-        cols["reason"] = _dict(np.where(reasons >= 0, reasons + 7, -reasons - 10), labels)
+        cols["reason"] = arrow.dictionary(np.where(reasons >= 0, reasons + 7, -reasons - 10), labels)
         cols["false_caused"] = arrow.array(ev[sel, 5] == 1)
         out["list_events"] = arrow.table(cols, schema=SCHEMAS["list_events"])
     sel = typ == LY.EV_DECISION
     if sel.any():
         cols = base(sel)
-        cols["service"] = _dict(ev[sel, 2], pol.service_names)
-        cols["outcome"] = _dict(ev[sel, 3], LY.OUTCOME_NAMES)
+        cols["service"] = arrow.dictionary(ev[sel, 2], pol.service_names)
+        cols["outcome"] = arrow.dictionary(ev[sel, 3], LY.OUTCOME_NAMES)
         meas = ev[sel, 4]
-        cols["measure"] = pa.DictionaryArray.from_arrays(
-            arrow.array(np.maximum(meas, 0).astype(np.int16), mask=meas < 0),
-            arrow.array(pol.measure_names if pol.measure_names else [""]))
+        cols["measure"] = arrow.dictionary(np.maximum(meas, 0),
+                                           pol.measure_names or [""], meas < 0)
         cols["wrongful"] = arrow.array(ev[sel, 5] == 1)
         throttles = np.asarray(pol.measure_effect, np.int64) == LY.EFFECT_THROTTLE
         cols["throttled"] = arrow.array((meas >= 0) & throttles[np.maximum(meas, 0)]
@@ -255,12 +250,11 @@ def event_tables(model: Any, day: int, ev: np.ndarray) -> dict[str, pa.Table]:
     sel = typ == LY.EV_RESTRICTION
     if sel.any():
         cols = base(sel)
-        cols["service"] = _dict(ev[sel, 2], pol.service_names)
-        cols["event"] = _dict(ev[sel, 3], ["end", "start"])
+        cols["service"] = arrow.dictionary(ev[sel, 2], pol.service_names)
+        cols["event"] = arrow.dictionary(ev[sel, 3], ["end", "start"])
         meas = ev[sel, 4]
-        cols["measure"] = pa.DictionaryArray.from_arrays(
-            arrow.array(np.maximum(meas, 0).astype(np.int16), mask=meas < 0),
-            arrow.array(pol.measure_names if pol.measure_names else [""]))
+        cols["measure"] = arrow.dictionary(np.maximum(meas, 0),
+                                           pol.measure_names or [""], meas < 0)
         cols["wrongful"] = arrow.array(ev[sel, 5] == 1)
         out["restrictions"] = arrow.table(cols, schema=SCHEMAS["restrictions"])
     return out
@@ -288,11 +282,11 @@ def snapshot_table(model: Any, day: int, subject_ids: np.ndarray, state: dict[st
         "day": arrow.array(np.full(n, day, np.int32), pa.date32()),
         "subject_id": arrow.array(subject_ids.astype(np.int64)),
         "score": arrow.array(np.where((pub >> 29) & 1, st["score"], 0).astype(np.int16)),
-        "grade": _dict((region * 2 + kind) * 16 + grade, grade_labels(model)),
+        "grade": arrow.dictionary((region * 2 + kind) * 16 + grade, grade_labels(model)),
         "lists": arrow.array((pub & 255).astype(np.uint8)),
         "false_lists": arrow.array(np.where(pub & 255, (pub >> 8) & 255, 0).astype(np.uint8)),
-        "region": _dict(region, pol.region_names),
-        "kind": _dict(kind, ["citizen", "business"]),
+        "region": arrow.dictionary(region, pol.region_names),
+        "kind": arrow.dictionary(kind, ["citizen", "business"]),
         "income": arrow.array(np.where(citizen, bands & 3, 0).astype(np.int8), mask=~citizen),
         "education": arrow.array(((bands >> 2) & 3).astype(np.int8), mask=~citizen),
         "age": arrow.array(((bands >> 4) & 3).astype(np.int8), mask=~citizen),

@@ -83,12 +83,6 @@ def uscc_codes(ids: np.ndarray, admin: np.ndarray) -> pa.Array:
     return arrow.array(chars.view("S18").ravel().astype(str), pa.string())
 
 
-def _dict(codes: np.ndarray, names: list[str] | tuple[str, ...],
-          mask: np.ndarray | None = None) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(arrow.array(codes.astype(np.int16), mask=mask),
-                                          arrow.array(list(names), pa.string()))
-
-
 def _region_of(ids: np.ndarray, starts: np.ndarray) -> np.ndarray:
     # the last region starting at or before the id (a region without businesses shares its
     # start with the next one)
@@ -112,19 +106,19 @@ def subject_tables(layout: Any) -> Iterator[pa.Table]:
         none = np.ones(n, bool)
         yield arrow.table({
             "subject_id": ids,
-            "kind": _dict(np.zeros(n, np.int64), ("citizen", "business")),
-            "region": _dict(_region_of(ids, c_starts), regions),
+            "kind": arrow.dictionary(np.zeros(n, np.int64), ("citizen", "business")),
+            "region": arrow.dictionary(_region_of(ids, c_starts), regions),
             "household": household,
             "income": income.astype(np.int8), "education": education.astype(np.int8),
             "age": age.astype(np.int8),
             "urban": ((b >> 6) & 1).astype(bool), "consent": ((b >> 7) & 1).astype(bool),
-            "income_band": _dict(income, P.INCOME_BANDS),
-            "education_band": _dict(education, P.EDUCATION_BANDS),
-            "age_band": _dict(age, P.AGE_BANDS),
+            "income_band": arrow.dictionary(income, P.INCOME_BANDS),
+            "education_band": arrow.dictionary(education, P.EDUCATION_BANDS),
+            "age_band": arrow.dictionary(age, P.AGE_BANDS),
             "employer": arrow.array(employer, mask=employer < 0),
             "size": arrow.array(np.zeros(n, np.int8), mask=none),
-            "size_band": _dict(np.zeros(n, np.int64), P.SIZE_BANDS, none),
-            "sector": _dict(np.zeros(n, np.int64), P.SECTORS, none),
+            "size_band": arrow.dictionary(np.zeros(n, np.int64), P.SIZE_BANDS, none),
+            "sector": arrow.dictionary(np.zeros(n, np.int64), P.SECTORS, none),
             "representative": arrow.array(np.zeros(n, np.int64), mask=none),
             "uscc": pa.nulls(n, pa.string()),
         }, schema=SCHEMA)
@@ -140,21 +134,21 @@ def subject_tables(layout: Any) -> Iterator[pa.Table]:
         none = np.ones(n, bool)
         yield arrow.table({
             "subject_id": ids,
-            "kind": _dict(np.ones(n, np.int64), ("citizen", "business")),
-            "region": _dict(region, regions),
+            "kind": arrow.dictionary(np.ones(n, np.int64), ("citizen", "business")),
+            "region": arrow.dictionary(region, regions),
             "household": arrow.array(np.zeros(n, np.int64), mask=none),
             "income": arrow.array(np.zeros(n, np.int8), mask=none),
             "education": arrow.array(np.zeros(n, np.int8), mask=none),
             "age": arrow.array(np.zeros(n, np.int8), mask=none),
             "urban": arrow.array(np.zeros(n, bool), mask=none),
             "consent": arrow.array(np.zeros(n, bool), mask=none),
-            "income_band": _dict(np.zeros(n, np.int64), P.INCOME_BANDS, none),
-            "education_band": _dict(np.zeros(n, np.int64), P.EDUCATION_BANDS, none),
-            "age_band": _dict(np.zeros(n, np.int64), P.AGE_BANDS, none),
+            "income_band": arrow.dictionary(np.zeros(n, np.int64), P.INCOME_BANDS, none),
+            "education_band": arrow.dictionary(np.zeros(n, np.int64), P.EDUCATION_BANDS, none),
+            "age_band": arrow.dictionary(np.zeros(n, np.int64), P.AGE_BANDS, none),
             "employer": arrow.array(np.zeros(n, np.int64), mask=none),
             "size": size.astype(np.int8),
-            "size_band": _dict(size, P.SIZE_BANDS),
-            "sector": _dict(sector, P.SECTORS),
+            "size_band": arrow.dictionary(size, P.SIZE_BANDS),
+            "sector": arrow.dictionary(sector, P.SECTORS),
             "representative": reps,
             "uscc": codes,
         }, schema=SCHEMA)

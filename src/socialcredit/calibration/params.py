@@ -53,7 +53,7 @@ class Parameter(_Strict):
 class ParameterFile(_Strict):
     description: str = ""
     citizens: Annotated[int, Field(gt=0)] | None = None
-    #: days to report per trial (default: through the last target's date)
+    #: days to report per trial (default: through the last figure the study fits)
     days: Annotated[int, Field(gt=0)] | None = None
     parameters: Annotated[list[Parameter], Field(min_length=1)]
     #: the seeds of every trial's runs (default: the scenario's seed): a trial runs once per

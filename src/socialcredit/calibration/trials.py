@@ -34,20 +34,21 @@ def trial_task(base: dict[str, Any], scenario_path: str | None, values: dict[str
             "keep": keep}
 
 
-def mean_comparisons(by_seed: list[list[Any]], targets: Any) -> list[Any]:
+def mean_comparisons(by_seed: list[list[Any]]) -> list[Any]:
     """The validation table of the mean of several runs' figures (one table per run, in the
     same order): a figure's model value is the mean of the runs' values (none if a run has
     none), its ratio and tolerance test follow from that mean."""
     import dataclasses
 
-    first = by_seed[0]
+    from socialcredit.targets.compare import within_tolerance
+
     out = []
-    for k, c in enumerate(first):
+    for k, c in enumerate(by_seed[0]):
         values = [rows[k].model for rows in by_seed]
         model = None if any(v is None for v in values) else sum(values) / len(values)
         ratio = model / c.published if model is not None else None
-        within = ratio is not None and abs(ratio - 1.0) <= c.tolerance + 1e-12
-        out.append(dataclasses.replace(c, model=model, ratio=ratio, within=within))
+        out.append(dataclasses.replace(c, model=model, ratio=ratio,
+                                       within=within_tolerance(ratio, c.tolerance)))
     return out
 
 
@@ -71,7 +72,7 @@ def run_trial(task: dict[str, Any]) -> dict[str, Any]:
     from socialcredit.targets import TargetSet, loss, validate_run
 
     ts0 = time.perf_counter()
-    seeds = task.get("seeds") or [task.get("seed")]
+    seeds = task["seeds"]
     sc = Scenario.from_dict(scenario_with(task["base"], task["values"]),
                             path=task["scenario_path"])
     targets = TargetSet.model_validate(task["targets"])
@@ -94,7 +95,7 @@ def run_trial(task: dict[str, Any]) -> dict[str, Any]:
                 for leftover in (out, partial_path(out)):
                     with contextlib.suppress(FileNotFoundError):
                         shutil.rmtree(leftover)
-    rows = by_seed[0] if len(by_seed) == 1 else mean_comparisons(by_seed, targets)
+    rows = by_seed[0] if len(by_seed) == 1 else mean_comparisons(by_seed)
     # held-out figures after the trial's last day are not computed, and not counted
     last = (sc.start + dt.timedelta(days=task["days"] - 1)).isoformat() if task["days"] else None
     reached = [c for c in rows if not (c.holdout and c.model is None and last is not None

@@ -19,7 +19,8 @@ from typing import Any
 from socialcredit.errors import UserError
 from socialcredit.targets.loader import Target, TargetSet, load_targets, query_parameters
 
-__all__ = ["Comparison", "validate_run", "loss", "series_over_time", "run_scale"]
+__all__ = ["Comparison", "validate_run", "within_tolerance", "loss", "series_over_time",
+           "run_scale"]
 
 #: the log ratio counted for a figure the run cannot produce (no model value, or zero)
 MISSING_LOG_RATIO = math.log(100.0)
@@ -89,6 +90,11 @@ def _evaluate(run: Any, targets: TargetSet, t: Target, k: int, start: dt.date) -
     return number
 
 
+def within_tolerance(ratio: float | None, tolerance: float) -> bool:
+    """Whether a model / published ratio is within ``tolerance`` of 1 (never without one)."""
+    return ratio is not None and abs(ratio - 1.0) <= tolerance + 1e-12
+
+
 def validate_run(run: Any, targets: str | Path | TargetSet = "china") -> list[Comparison]:
     """Compare a run (a path or an open :class:`~socialcredit.store.Run`) with a target file
     (a path, a shipped name or a loaded :class:`TargetSet`)."""
@@ -102,7 +108,7 @@ def validate_run(run: Any, targets: str | Path | TargetSet = "china") -> list[Co
         tol = ts.tolerance_of(t)
         model = _evaluate(run, ts, t, k, start) if start <= t.date <= end else None
         ratio = model / t.value if model is not None else None
-        within = ratio is not None and abs(ratio - 1.0) <= tol + 1e-12
+        within = within_tolerance(ratio, tol)
         out.append(Comparison(
             id=t.id, figure=t.figure, series=t.series, date=t.date.isoformat(),
             published=t.value, model=model, ratio=ratio, tolerance=tol, within=within,
