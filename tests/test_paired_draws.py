@@ -154,6 +154,45 @@ def test_one_services_rate_moves_no_other_services_requests(service: str, factor
     assert acts_except(ev0, set()) == acts_except(ev1, set())
 
 
+@SETTINGS
+@given(service=st.sampled_from(SERVICES), factor=st.sampled_from([0.0, 0.5, 2.0]))
+def test_one_services_dated_demand_moves_no_other_services_requests(service: str,
+                                                                    factor: float) -> None:
+    """A dated demand (a passenger series, say) changes its own service's requests from its
+    date on and nothing else: the other services' requests and every act stay the same,
+    subject by subject, and its own requests before the date are the same requests."""
+    _, ev0 = base_ev()
+    changed = 120  # 2018-05-01, the run's day 120
+    _, ev1 = events(scenario(services={service: {"demand": {"2018-01-01": 1.0,
+                                                            "2018-05-01": factor}}}))
+    s = [x.id for x in CAT.services].index(service)
+    d0 = {r[:5] for r in rows(ev0, LY.EV_DECISION) if r[2] != s}
+    assert len(d0) > 500
+    assert d0 == {r[:5] for r in rows(ev1, LY.EV_DECISION) if r[2] != s}
+    assert acts_except(ev0, set()) == acts_except(ev1, set())
+    mine0 = {r[:2] for r in rows(ev0, LY.EV_DECISION) if r[2] == s}
+    mine1 = {r[:2] for r in rows(ev1, LY.EV_DECISION) if r[2] == s}
+    assert {r for r in mine0 if r[0] < changed} == {r for r in mine1 if r[0] < changed}
+    after0 = {r for r in mine0 if r[0] >= changed}
+    after1 = {r for r in mine1 if r[0] >= changed}
+    if factor == 0.0:
+        assert not after1
+    elif factor < 1:
+        assert after1 < after0 or not after0
+    elif after0:
+        assert after0 < after1
+
+
+def test_a_constant_demand_is_no_demand() -> None:
+    """A demand of 1 on every date is the service as written: the same events, bit for bit
+    (one period of service tables, the calendar's months unchanged)."""
+    _, ev0 = base_ev()
+    m1, ev1 = events(scenario(services={"flight": {"demand": {"2018-01-01": 1.0,
+                                                               "2018-03-01": 1.0}}}))
+    assert int(m1.extra["svc_period"].max()) == 0
+    assert np.array_equal(ev0, ev1)
+
+
 def test_policies_compared_on_the_same_acts() -> None:
     """``default`` against ``unified`` (another policy, feedback on): on a day when a
     subject's own rate of an act is the same in both runs (no list or income event before

@@ -271,3 +271,51 @@ def test_apportion_is_exact_for_block_counts():
     assert apportion(1_000_000, [400_000, 400_000, 200_000]) == [400_000, 400_000, 200_000]
     assert apportion(24, [1, 1e9]) == [8, 16]
     assert sum(apportion(800, [3, 3, 3])) == 800
+
+
+def test_a_services_demand_may_be_dated(tmp_path):
+    """``demand`` multiplies a service's requests and may be dated; its dates cut the
+    policy's epochs; a negative demand is refused with its file and line."""
+    text = MINIMAL + textwrap.dedent("""\
+        behaviour:
+          services:
+            flight: {requests_per_year: 0.8, demand: {2018-01-01: 1.0, 2018-01-06: 1.25}}
+        """)
+    s = Scenario.load(write(tmp_path, text))
+    demand = s.behaviour.services["flight"].demand
+    assert demand.at(dt.date(2018, 1, 7)) == 1.25 and demand.at(dt.date(2018, 1, 2)) == 1.0
+    assert dt.date(2018, 1, 6) in s.behaviour_dates()
+    bad = text.replace("1.25}", "-1.25}")
+    with pytest.raises(UserError, match="demand") as info:
+        Scenario.load(write(tmp_path, bad, "bad.yaml"))
+    assert info.value.line == 19 and "\n" not in info.value.sentence()
+
+
+def test_a_dated_demand_makes_periods_of_service_tables():
+    """The epochs of equal demand share a period of twelve months of request thresholds;
+    the service whose demand doubled has twice the threshold in the later period (to the
+    rounding of the band modifiers) and every other service the same."""
+    import numpy as np
+
+    from socialcredit.behaviour import build_behaviour
+    from socialcredit.engine import build_model
+
+    data = Scenario.load("default").to_dict()
+    data.update(start="2018-01-01", days=365, burn_in_days=0)
+    data.setdefault("behaviour", {})["services"] = {
+        "flight": {"demand": {"2018-01-01": 1.0, "2018-07-01": 2.0}}}
+    m = build_model(Scenario.from_dict(data).rescaled(2000))
+    cat = m.catalogue
+    t, _ = build_behaviour(cat, m.scenario, m.policy)
+    assert np.array_equal(t["svc_period"], m.extra["svc_period"])
+    period = t["svc_period"]
+    assert sorted(set(period.tolist())) == [0, 1]
+    thr = t["svc_thr_b"].reshape(2, 12, 2, 128, -1)
+    later = int(period[-1])
+    k = [s.id for s in cat.services].index("flight")
+    col = int(t["svc_col"][k])
+    a, b = thr[1 - later, :, 0, :, col], thr[later, :, 0, :, col]
+    assert a.max() > 0
+    assert np.all(np.abs(b - 2 * a) <= 2 * 8)
+    others = [c for c in range(thr.shape[-1]) if c != col]
+    assert np.array_equal(thr[0][..., others], thr[1][..., others])

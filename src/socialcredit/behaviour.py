@@ -248,7 +248,7 @@ def build_behaviour(catalogue: Any, scenario: Any, policy: PolicyTables) -> tupl
                                                 "false-record pairs (channel, act)")
 
     t["svc_kind"] = np.array([kind_of[str(s.kind)] for s in services], dtype=np.int64)
-    t.update(_service_tables(services, t["svc_kind"], svc_param, fb))
+    t.update(_service_tables(services, t["svc_kind"], svc_param, fb, epoch_days))
     # per epoch: the share of listed subjects who know it may be dated (its publicity grew)
     aware = _get(beh, "awareness", 0.11)
     t["aware_thr"] = np.array([threshold(float(aware.at(day) if hasattr(aware, "at") else aware))
@@ -289,9 +289,9 @@ def _band_values(kind: int, bands: int) -> dict[str, int]:
     return {"size": bands & 3}
 
 
-def _service_tables(services: list, svc_kind: np.ndarray, svc_param: Any,
-                    fb: Any) -> dict[str, np.ndarray]:
-    """Service request thresholds for every month, kind and bands row
+def _service_tables(services: list, svc_kind: np.ndarray, svc_param: Any, fb: Any,
+                    epoch_days: list[dt.date]) -> dict[str, np.ndarray]:
+    """Service request thresholds for every period, month, kind and bands row
     (``kernel.step.svc_row``), laid out in the fixed slots of the request draw.
 
     The j-th service of a kind, in catalogue order, owns slot j of that kind's request draw
@@ -303,9 +303,26 @@ def _service_tables(services: list, svc_kind: np.ndarray, svc_param: Any,
     education, age and urban bands only (not on the region or on consent), so the rows are
     ``(month0 * 2 + kind) * 128 + (bands & 127)``, of which one day reads 256. Rows have
     ``SVC_COLS`` columns (the slots, then zeros), so the slot a draw names is always a
-    column."""
+    column.
+
+    A dated ``demand`` makes the rates differ between epochs: the epochs whose demands are
+    all equal share a *period*, and the tables hold twelve months per period, period by
+    period (``svc_period[e]``, which the calendar folds into the day's month: the month index
+    the kernel reads is ``period * 12 + month``). Without a dated demand there is one period
+    and the tables are those of twelve months."""
     S = len(services)
-    year = np.zeros((2, 128, S), dtype=np.int64)
+    E = len(epoch_days)
+    demand = np.ones((E, S), dtype=np.float64)
+    for k, s in enumerate(services):
+        d = svc_param(s, "demand", 1.0)
+        for e, day in enumerate(epoch_days):
+            demand[e, k] = float(d.at(day)) if hasattr(d, "at") else float(d)
+    if E:
+        levels, period = np.unique(demand, axis=0, return_inverse=True)
+    else:
+        levels, period = np.ones((1, S)), np.zeros(0, dtype=np.int64)
+    NP = levels.shape[0]
+    year = np.zeros((NP, 2, 128, S), dtype=np.int64)
     months = np.zeros((12, S), dtype=bool)
     retry = np.zeros(S, dtype=np.int64)
     econ = np.zeros(S, dtype=np.int64)
@@ -324,35 +341,40 @@ def _service_tables(services: list, svc_kind: np.ndarray, svc_param: Any,
         months[[m - 1 for m in ms], k] = True
         ages = set(_get(s, "ages", None) or [1, 2, 3])
         per_year = float(svc_param(s, "requests_per_year", 0.0)) * 12.0 / len(ms)
-        base = _daily(per_year)
         retry[k] = threshold(float(svc_param(s, "retry", 0.0)))
         econ[k] = 1 if (s.id in ECONOMIC_SERVICES and bool(_get(fb, "economic", False))) else 0
         axes = ("income", "education", "age", "urban") if kd == 0 else ("size",)
         mods = {ax: [q8(v) for v in _mods(s, ax, 2 if ax == "urban" else 4)] for ax in axes}
-        for b in range(128):
-            bv = _band_values(kd, b)
-            if kd == 0 and bv["age"] not in ages:
-                continue
-            thr = base
-            for ax in axes:
-                thr = (thr * mods[ax][bv[ax]]) >> 8
-            year[kd, b, k] = thr
-    thr_b = np.zeros((12, 2, 128, SVC_COLS), dtype=np.int64)
+        for p in range(NP):
+            # demand 1 leaves the rate exactly as it is written
+            base = _daily(per_year if levels[p, k] == 1.0 else per_year * float(levels[p, k]))
+            for b in range(128):
+                bv = _band_values(kd, b)
+                if kd == 0 and bv["age"] not in ages:
+                    continue
+                thr = base
+                for ax in axes:
+                    thr = (thr * mods[ax][bv[ax]]) >> 8
+                year[p, kd, b, k] = thr
+    thr_b = np.zeros((NP, 12, 2, 128, SVC_COLS), dtype=np.int64)
     for k in range(S):
         kd = int(svc_kind[k])
-        thr_b[:, kd, :, col[k]] = year[kd, :, k][None, :] * months[:, k][:, None]
+        thr_b[:, :, kd, :, col[k]] = year[:, None, kd, :, k] * months[None, :, k, None]
     # a service that some subjects ask for more often than its slot allows takes the rest
-    # from a draw of its own; the largest such threshold per month and kind
-    per_month = (year[None, :, :, :] * months[:, None, None, :]).max(axis=2)  # [12, 2, S]
-    over, over_n, _ = _overflow(per_month.max(axis=(0, 1))[None, None, :], svc_kind, SVC_W,
+    # from a draw of its own; the largest such threshold per period, month and kind
+    per_month = (year[:, None] * months[None, :, None, None, :]).max(axis=3)  # [NP, 12, 2, S]
+    over, over_n, _ = _overflow(per_month.max(axis=(0, 1, 2))[None, None, :], svc_kind, SVC_W,
                                 SVC_COLS)
-    q = np.zeros((12, 2, SVC_COLS), dtype=np.int64)
+    q = np.zeros((NP, 12, 2, SVC_COLS), dtype=np.int64)
     for kd in range(2):
         for j in range(int(over_n[kd])):
             k = int(over[kd, j])
-            q[:, kd, j] = [overflow_q(int(v), SVC_W) for v in per_month[:, kd, k]]
-    return {"svc_thr_b": thr_b, "svc_slot": slot, "svc_col": col, "svc_retry_thr": retry,
-            "svc_economic": econ, "svc_over": over, "svc_over_n": over_n, "svc_over_q": q}
+            q[:, :, kd, j] = [[overflow_q(int(v), SVC_W) for v in row]
+                              for row in per_month[:, :, kd, k]]
+    return {"svc_thr_b": thr_b.reshape(NP * 12, 2, 128, SVC_COLS), "svc_slot": slot,
+            "svc_col": col, "svc_retry_thr": retry, "svc_economic": econ, "svc_over": over,
+            "svc_over_n": over_n, "svc_over_q": q.reshape(NP * 12, 2, SVC_COLS),
+            "svc_period": np.asarray(period, dtype=np.int64).reshape(-1)}
 
 
 def _plain_table(policy: PolicyTables, S: int) -> np.ndarray:

@@ -148,7 +148,7 @@ def build_model(scenario: Any, *, seed: int | None = None, citizens: int | None 
     packed = pack(tables, dims)
     return Model(scenario=scenario, catalogue=catalogue, policy=policy, packed=packed,
                  population=pop, seed=seed, start=start, days=n_days, burn_in=burn,
-                 n_false_pairs=n_pairs)
+                 n_false_pairs=n_pairs, extra={"svc_period": beh["svc_period"]})
 
 
 @dataclass(frozen=True)
@@ -203,6 +203,13 @@ class Calendar:
         self.year_start = (dom == 1) & (months == 1)
         starts = model.policy.epoch_start.astype(np.int64)
         self.epochs = np.clip(np.searchsorted(starts, days, side="right") - 1, 0, None)
+        # the month the kernel reads is the month of the service tables' period (a dated
+        # demand gives each period its own twelve months, behaviour._service_tables)
+        period = model.extra.get("svc_period")
+        if period is not None and len(period):
+            self.svc_months = np.asarray(period, dtype=np.int64)[self.epochs] * 12 + months
+        else:
+            self.svc_months = months
         self.seed = model.seed
 
     def ctx(self, t: int, model: Model, shard: Shard, emit: int) -> np.ndarray:
@@ -210,7 +217,7 @@ class Calendar:
         c[C_T] = t
         c[C_E] = self.epochs[t]
         c[C_YEAR] = self.years[t]
-        c[C_MONTH] = self.months[t]
+        c[C_MONTH] = self.svc_months[t]
         c[C_YEAR_START] = int(self.year_start[t])
         c[C_MONTH_START] = int(self.month_start[t])
         c[C_EMIT] = emit
@@ -284,7 +291,9 @@ class CpuBackend:
                             dtype=np.int64)
         cap = max(4 * EVENT_MARGIN, event_capacity) if emit else 1
         self.ev = np.zeros((nchunks, cap, LY.EV_WIDTH), dtype=np.int32)
-        self.scr = screen_thresholds(model.packed.P)
+        period = model.extra.get("svc_period")
+        n_periods = int(np.max(period)) + 1 if period is not None and len(period) else 1
+        self.scr = screen_thresholds(model.packed.P, 12 * n_periods)
         self.scratch = np.zeros((nchunks, 2, N_ROWS, SCREEN_BLOCK), dtype=np.uint32)
         self.pending = np.zeros((nchunks, FULL_BATCH * SCREEN_BLOCK), dtype=np.int64)
         pop = model.population

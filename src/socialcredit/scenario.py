@@ -211,10 +211,18 @@ class ChannelBehaviour(_Model):
 
 
 class ServiceBehaviour(_Model):
-    """Overrides of one service: how often subjects ask, how often they retry after a denial."""
+    """Overrides of one service: how often subjects ask, how often they retry after a denial,
+    and how demand for it moved over the years.
+
+    ``demand`` multiplies ``requests_per_year`` and may be dated, like a policy value: an
+    index of how much the service was used, e.g. a published series of passengers relative
+    to a base year (``{2014-01-01: 0.80, 2016-01-01: 1.0, 2018-01-01: 1.25}``). It is how a
+    change in everyone's behaviour that no policy caused enters a scenario (DESIGN 2.2), and
+    it keeps ``requests_per_year`` one level that calibration can fit."""
 
     requests_per_year: PerYear | None = None
     retry: Share | None = None
+    demand: Multiplier | Dated[Multiplier] = 1.0
 
 
 class Objection(_Model):
@@ -442,6 +450,9 @@ class Scenario(_Model):
         for act in self.behaviour.acts.values():
             if act.rate_per_year is not None:
                 out.update(act.rate_per_year.dates())
+        for svc in self.behaviour.services.values():
+            if hasattr(svc.demand, "dates"):
+                out.update(svc.demand.dates())
         aware = self.behaviour.awareness
         if hasattr(aware, "dates"):
             out.update(aware.dates())
@@ -825,6 +836,8 @@ def _rate_problem(scenario: Scenario, acts: dict[str, Any], channels: dict[str, 
                 continue
             over_svc: Any = b.services.get(ident)
             daily = value(over_svc, "requests_per_year", svc) * 12.0 / len(months) / 365.0
+            if over_svc is not None:  # a dated demand index: its largest value
+                daily *= value(over_svc, "demand", over_svc)
             kind = str(getattr(svc, "kind", "citizen"))
             per_kind[kind] = per_kind.get(kind, 0.0) + min(1.0, daily) * top(None, svc)
         for kind, total in per_kind.items():

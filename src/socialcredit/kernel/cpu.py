@@ -119,22 +119,24 @@ FULL = 1024
 assert SCREEN_BLOCK <= FULL
 
 
-def screen_thresholds(P: np.ndarray) -> np.ndarray:
-    """The screen's thresholds for a packed table array, one row per month (see ``SCR_*``).
+def screen_thresholds(P: np.ndarray, months: int = 12) -> np.ndarray:
+    """The screen's thresholds for a packed table array, one row per month of the service
+    tables (``months``: twelve per period of a dated demand; see ``SCR_*``).
 
     A threshold of 2**32 or more (an event sure to happen) cannot be screened in 32 bits;
     then screening is off and every subject takes the exact step."""
     R = int(P[D_R])
-    out = np.zeros((12, N_SCR), dtype=np.uint32)
+    out = np.zeros((months, N_SCR), dtype=np.uint32)
     act = P[P[OFF_O + T_ACT_SLOT_MAX]:][:R * 2 * ACT_SLOTS].reshape(R, 2, ACT_SLOTS).max(axis=0)
     pair = P[P[OFF_O + T_PAIR_SLOT_MAX]:][:R * 2 * ACT_SLOTS].reshape(R, 2, ACT_SLOTS)
-    svc = P[P[OFF_O + T_SVC_THR_B]:][:12 * 2 * 128 * SVC_COLS].reshape(12, 2, 128, SVC_COLS)
+    svc = P[P[OFF_O + T_SVC_THR_B]:][:months * 2 * 128 * SVC_COLS].reshape(months, 2, 128,
+                                                                           SVC_COLS)
     repay = int(P[P[OFF_O + T_REPAY_THR]])
-    for m in range(12):
+    for m in range(months):
         row = np.concatenate([act.ravel(), pair.max(axis=(0, 2)), svc[m].max(axis=1).ravel(),
                               [repay]])
         if row.max() >= 1 << 32 or row.min() < 0:
-            return np.zeros((12, N_SCR), dtype=np.uint32)
+            return np.zeros((months, N_SCR), dtype=np.uint32)
         out[m, :SCR_ON] = row
         out[m, SCR_ON] = 1
     return out
