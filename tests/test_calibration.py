@@ -404,4 +404,13 @@ def test_the_china_scenario_follows_the_record_from_2013() -> None:
     e2016 = starts.index("2016-01-21")
     assert pol.list_active[0, 0, jd]  # the list from 2013-10-01
     assert pol.measure_active[e2015, 0, flights] and not pol.measure_active[e2015, 0, loans]
+    # airlines stopped listed debtors from 2014-07-01, when their system began to run
+    assert not pol.measure_active[0, 0, flights]
+    assert pol.measure_active[starts.index("2014-07-01"), 0, flights]
+    assert pol.measure_active[0, 0, pol.measure_names.index("jd_no_high_speed_trains")]
+    # travel demand follows the published passenger series, relative to 2016
+    for service in ("flight", "train", "soft_sleeper"):
+        demand = sc.behaviour.services[service].demand
+        assert demand.at(dt.date(2016, 6, 1)) == 1.0
+        assert demand.at(dt.date(2013, 10, 1)) < 0.8 < 1.25 < demand.at(dt.date(2019, 6, 1))
     assert pol.measure_active[e2016, 0, loans]  # the joint punishment memorandum

@@ -88,8 +88,10 @@ def test_every_array_has_its_dtype_and_shape(tables: PolicyTables) -> None:
 
 def test_epochs_cut_where_values_change(tables: PolicyTables) -> None:
     starts = [dt.date(1970, 1, 1) + dt.timedelta(days=int(d)) for d in tables.epoch_start]
-    # 2016-01-21: the joint punishment memorandum; 2018-05-01: the transport blacklists
-    assert starts == [FIRST, dt.date(2016, 1, 21), dt.date(2018, 5, 1), dt.date(2021, 1, 1)]
+    # 2014-07-01: airlines' block of listed debtors; 2016-01-21: the joint punishment
+    # memorandum; 2018-05-01: the transport blacklists
+    assert starts == [FIRST, dt.date(2014, 7, 1), dt.date(2016, 1, 21), dt.date(2018, 5, 1),
+                      dt.date(2021, 1, 1)]
     assert np.all(np.diff(tables.epoch_start) > 0)
 
 
@@ -168,8 +170,10 @@ def test_measures_reach_and_triggers(tables: PolicyTables) -> None:
     flights = M["jd_no_flights"]
     assert t.service_names[t.measure_service[flights]] == "flight"
     assert t.measure_effect[flights] == EFFECT_DENY
-    assert (t.measure_lists[:, :, flights] == (1 << L["judgment_debtors"]) | (1 << L["judgment_debtor_firms"])).all()
-    assert (t.measure_reach[:, :, flights] == REACH_SUBJECT | REACH_REPRESENTATIVE).all()
+    on = t.measure_active[:, :, flights] == 1  # from 2014-07-01
+    assert on.any() and not on.all()
+    assert (t.measure_lists[:, :, flights][on] == (1 << L["judgment_debtors"]) | (1 << L["judgment_debtor_firms"])).all()
+    assert (t.measure_reach[:, :, flights][on] == REACH_SUBJECT | REACH_REPRESENTATIVE).all()
     assert (t.measure_reach[:, :, M["jd_no_private_school"]] == REACH_CHILDREN).all()
     rc = t.region_names.index("rongcheng")
     heat = M["rongcheng_aaa_heating"]
