@@ -137,9 +137,13 @@ def test_ctrl_c_exits_130_with_one_sentence_and_nothing_finished(tmp_path: Path)
     out = tmp_path / "stopped"
     partial = partial_path(out)
     command = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "socialcredit"]
+    # SIGINT as a terminal delivers it, even when the suite itself was started in the
+    # background (a shell's background job inherits SIGINT ignored, and Python then installs
+    # no KeyboardInterrupt handler)
     proc = subprocess.Popen([*command, "run", "--citizens", "300000", "--days", "3650",
                              "--threads", "1", "--out", str(out)], cwd=tmp_path, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
