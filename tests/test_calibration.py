@@ -275,20 +275,50 @@ def test_shipped_china_parameters_name_values_of_the_scenario() -> None:
 
 def test_sensitivity_morris_smallest_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # 200,000 citizens: the first two months' listings are a few dozen, never zero
     code, out, err = invoke(["sensitivity", "china", "--params", str(PARAMS), "--method",
-                             "morris", "--targets", str(TARGETS), "--samples", "2", "--out",
-                             str(tmp_path / "sens")], monkeypatch, capsys)
+                             "morris", "--targets", str(TARGETS), "--samples", "2", "--citizens",
+                             "200000", "--out", str(tmp_path / "sens")], monkeypatch, capsys)
     assert code == 0, err
     doc = json.loads((tmp_path / "sens" / "sensitivity.json").read_text())
     assert doc["runs"] == 2 * (2 + 1)
-    assert {r["output"] for r in doc["rows"]} == {"listed_2013_11", "listed_2013_12"}
-    assert {r["parameter"] for r in doc["rows"]} == {
+    rows = {r["parameter"]: r for r in doc["rows"]}
+    assert {r["output"] for r in doc["rows"]} == {"listed_2013_11"}
+    assert set(rows) == {
         "behaviour.acts.court_default.rate_per_year.2013-10-01", "behaviour.repayment_per_year"}
-    assert "mu_star" in out
+    # the courts' capacity moves the first listings; repayment, before any is due, does not
+    assert rows["behaviour.acts.court_default.rate_per_year.2013-10-01"]["index"] > 1.0
+    assert rows["behaviour.repayment_per_year"]["index"] == 0.0
+    # the held-out figure of 2013-12 lies after the runs' last day: left out, and said so
+    assert set(doc["skipped"]) == {"listed_2013_12"}
+    assert "mu_star" in out and "left out: listed_2013_12 (not computed" in out
     assert "plotly" in (tmp_path / "sens" / "sensitivity.html").read_text()
     code, out, err = invoke(["sensitivity", "china", "--params", str(PARAMS), "--method",
                              "fast", "--out", str(tmp_path / "s2")], monkeypatch, capsys)
     assert code == 2 and "morris or sobol" in err
+
+
+def test_sensitivity_leaves_out_outputs_it_cannot_compare(tmp_path: Path) -> None:
+    """A figure after the runs' last day has no value, and one that is zero in some runs no
+    logarithm: neither is given elementary effects (a floor's effects are not the model's);
+    both are named, with why, in the table's file and page. At 2,000 citizens the first two
+    months list nobody."""
+    from socialcredit.calibration.sensitivity import sensitivity, why_left_out
+
+    res = sensitivity("china", PARAMS, targets=TARGETS, samples=2, days=61,
+                      out=tmp_path / "sens")
+    assert res.rows == []
+    assert res.skipped == {
+        "listed_2013_11": "zero in 6 of 6 runs: too few events at 2,000 citizens for a log "
+                          "scale",
+        "listed_2013_12": "not computed: the runs end on 2013-11-30, before its date"}
+    doc = json.loads((tmp_path / "sens" / "sensitivity.json").read_text())
+    assert doc["skipped"] == res.skipped
+    page = (tmp_path / "sens" / "sensitivity.html").read_text()
+    assert "Outputs left out" in page and "No output could be compared" in page
+    assert why_left_out([3.0, 0.0, 5.0], 50_000, "2019-06-30") == (
+        "zero in 1 of 3 runs: too few events at 50,000 citizens for a log scale")
+    assert why_left_out([3.0, 4.0], 50_000, "2019-06-30") is None
 
 
 # --- dated behaviour values -----------------------------------------------------------------

@@ -9,7 +9,10 @@ relative change whatever the figure's unit. Every point runs with the parameter 
 (default the scenario's seed); with several, its outputs are the mean of its runs' figures.
 
 Written to OUT: ``samples.json`` (the design and every run's figures), ``sensitivity.json``
-(the table) and ``sensitivity.html`` (the table and a bar chart per output).
+(the table) and ``sensitivity.html`` (the table and a bar chart per output). An output that
+some runs do not compute (its date after their last day) or count as zero (too few events
+at the runs' size) has no logarithm to compare and is left out of the table, with why
+(``skipped``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,23 @@ class SensitivityResult:
     runs: int
     index_names: tuple[str, str]
     rows: list[dict[str, Any]] = field(default_factory=list)
+    #: outputs left out of the table, with why (:func:`why_left_out`)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def why_left_out(values: list[float | None], citizens: int, last_day: str) -> str | None:
+    """Why an output's runs cannot be compared on a log scale, or None when they can.
+
+    An output the runs do not reach (its date after the runs' last day) has no value; one
+    that is zero in some runs (too few events at this size) has no logarithm there, and
+    flooring it would make its elementary effects the floor's, not the model's."""
+    if any(v is None for v in values):
+        return f"not computed: the runs end on {last_day}, before its date"
+    zero = sum(1 for v in values if v is not None and v <= 0)
+    if zero:
+        return (f"zero in {zero} of {len(values)} runs: too few events at {citizens:,} "
+                "citizens for a log scale")
+    return None
 
 
 def _design(method: str, problem: dict[str, Any], samples: int, seed: int) -> Any:
@@ -132,10 +152,20 @@ def sensitivity(scenario: str | Path, params: str | Path, *, method: str = "morr
     outputs = [c["id"] for c in results[tasks[0]["name"]]["comparisons"]]
     index_names = ("mu_star", "sigma") if method == "morris" else ("S1", "ST")
     rows: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    import datetime as dt
+
+    last_day = (dt.date.fromisoformat(str(plan["base"]["start"]))
+                + dt.timedelta(days=int(plan["days"]) - 1)).isoformat()
     for k, output in enumerate(outputs):
-        Y = np.array([_log(results[t["name"]]["comparisons"][k]["model"]) for t in tasks])
-        if not np.isfinite(Y).all() or np.ptp(Y) == 0:
-            for n in names:  # the output does not respond (or is missing): every index is 0
+        values = [results[t["name"]]["comparisons"][k]["model"] for t in tasks]
+        reason = why_left_out(values, int(plan["citizens"]), last_day)
+        if reason is not None:
+            skipped[output] = reason
+            continue
+        Y = np.array([_log(v) for v in values])
+        if np.ptp(Y) == 0:
+            for n in names:  # the output does not respond: every index is 0
                 rows.append({"output": output, "parameter": n, "index": 0.0, "spread": 0.0})
             continue
         for n, (a, b) in zip(names, _analyse(method, problem, X, Y), strict=True):
@@ -146,9 +176,9 @@ def sensitivity(scenario: str | Path, params: str | Path, *, method: str = "morr
     _write_json(root / "sensitivity.json", {"method": method, "index_names": index_names,
                                             "targets": plan["targets"], "runs": len(tasks),
                                             "citizens": plan["citizens"], "days": plan["days"],
-                                            "rows": rows})
+                                            "rows": rows, "skipped": skipped})
     result = SensitivityResult(path=root, method=method, runs=len(tasks),
-                               index_names=index_names, rows=rows)
+                               index_names=index_names, rows=rows, skipped=skipped)
     (root / "sensitivity.html").write_text(sensitivity_html(result), encoding="utf-8")
     return result
 
@@ -169,6 +199,12 @@ def sensitivity_html(result: SensitivityResult) -> str:
 
     outputs = list(dict.fromkeys(r["output"] for r in result.rows))
     params = list(dict.fromkeys(r["parameter"] for r in result.rows))
+    if not outputs:
+        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                f"<title>sensitivity ({result.method})</title></head><body>"
+                f"<h1>Sensitivity ({result.method}, {result.runs} runs)</h1>"
+                "<p>No output could be compared.</p>"
+                + _skipped_html(result.skipped) + "</body></html>\n")
     fig = make_subplots(rows=len(outputs), cols=1, subplot_titles=outputs,
                         vertical_spacing=min(0.05, 0.5 / max(1, len(outputs))))
     for i, output in enumerate(outputs, start=1):
@@ -192,7 +228,17 @@ def sensitivity_html(result: SensitivityResult) -> str:
                if result.method == "morris" else "first-order index; ST: total index.")
             + "</p>"
             + fig.to_html(full_html=False, include_plotlyjs=False)
-            + table + "</body></html>\n")
+            + table + _skipped_html(result.skipped) + "</body></html>\n")
+
+
+def _skipped_html(skipped: dict[str, str]) -> str:
+    import html
+
+    if not skipped:
+        return ""
+    items = "".join(f"<li>{html.escape(o)}: {html.escape(why)}</li>"
+                    for o, why in skipped.items())
+    return f"<h2>Outputs left out</h2><ul>{items}</ul>"
 
 
 def load_result(path: str | Path) -> dict[str, Any]:

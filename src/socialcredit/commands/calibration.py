@@ -176,4 +176,6 @@ def sensitivity_command(
     for row in result.rows:
         t.add_row(row["output"], row["parameter"], f"{row['index']:.3g}", f"{row['spread']:.3g}")
     console.print(t)
+    for output, why in result.skipped.items():
+        console.print(f"left out: {output} ({why})")
     console.print(f"{result.runs} runs; the table is {result.path / 'sensitivity.json'}")
