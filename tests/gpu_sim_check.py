@@ -9,6 +9,7 @@ with the outcome of every check (and the seconds each took); the test asserts on
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -153,7 +154,27 @@ def main(citizens: int, days: int) -> dict[str, Any]:
     out["run_directory"] = _same_run_directories(citizens=800, days=40)
     out["seconds"]["run_directory"] = round(time.perf_counter() - t4, 2)
 
-    # 6. the memory check, before any work
+    # 6. a dated demand (a second period of service tables): the GPU backend reads the same
+    # period months as the CPU one, and the demand changes the run
+    t5 = time.perf_counter()
+    data = Scenario.load("default").to_dict()
+    start = dt.date.fromisoformat(str(data["start"])) - dt.timedelta(
+        days=int(data.get("burn_in_days", 0)))
+    data.setdefault("behaviour", {}).setdefault("services", {})["flight"] = {
+        "demand": {start.isoformat(): 1.0, (start + dt.timedelta(days=10)).isoformat(): 3.0}}
+    dm = build_model(Scenario.from_dict(data), citizens=800, days=30)
+    d6 = min(30, dm.total_days)
+    cpu6 = run_memory(dm, emit=LY.EMIT_ALL, backend="cpu", until=d6)
+    gpu6 = run_memory(dm, emit=LY.EMIT_ALL, backend="gpu", until=d6)
+    plain = run_memory(build_model(Scenario.load("default"), citizens=800, days=30),
+                       emit=LY.EMIT_ALL, backend="cpu", until=d6)
+    out["dated_demand"] = _same_runs(cpu6, gpu6)
+    out["dated_demand"]["periods"] = int(dm.extra["svc_period"].max()) + 1
+    out["dated_demand"]["differs_from_plain"] = not bool(
+        (cpu6.counts == plain.counts).all())
+    out["seconds"]["dated_demand"] = round(time.perf_counter() - t5, 2)
+
+    # 7. the memory check, before any work
     try:
         G.GpuBackend(model, shard, new_state(model, shard), free_bytes=1_000_000)
         out["memory_error"] = None

@@ -75,6 +75,15 @@ def test_gpu_run_directory_matches_cpu(sim: dict) -> None:
 
 
 @pytest.mark.slow
+def test_gpu_backend_follows_a_dated_demand(sim: dict) -> None:
+    """A dated demand gives the service tables a second period; the GPU backend reads the
+    same months of it as the CPU one, bit for bit, and the demand did change the run."""
+    d = sim["dated_demand"]
+    assert d["periods"] == 2 and d["differs_from_plain"] and d["n_events"] > 100
+    assert d == {**d, "counts_equal": True, "events_equal": True, "st_equal": True,
+                 "pub_equal": True}
+
+
 def test_reduce_kernel_and_memory_error(sim: dict) -> None:
     assert sim["reduce_kernel"] is True
     msg = sim["memory_error"]
