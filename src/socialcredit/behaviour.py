@@ -346,8 +346,7 @@ def _service_tables(services: list, svc_kind: np.ndarray, svc_param: Any, fb: An
         axes = ("income", "education", "age", "urban") if kd == 0 else ("size",)
         mods = {ax: [q8(v) for v in _mods(s, ax, 2 if ax == "urban" else 4)] for ax in axes}
         for p in range(NP):
-            # demand 1 leaves the rate exactly as it is written
-            base = _daily(per_year if levels[p, k] == 1.0 else per_year * float(levels[p, k]))
+            base = _daily(per_year * float(levels[p, k]))  # x 1.0 is x exactly
             for b in range(128):
                 bv = _band_values(kd, b)
                 if kd == 0 and bv["age"] not in ages:

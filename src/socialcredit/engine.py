@@ -94,6 +94,15 @@ class Model:
         return int(self.population.n_businesses)
 
     @property
+    def svc_period(self) -> np.ndarray:
+        """The period of the service tables in force in each epoch (all 0 without a dated
+        demand, behaviour._service_tables)."""
+        period = self.extra.get("svc_period")
+        if period is None or not len(period):
+            return np.zeros(self.policy.epoch_start.shape[0], dtype=np.int64)
+        return np.asarray(period, dtype=np.int64)
+
+    @property
     def n_cells(self) -> int:
         return int(self.packed.D[LY.D_CELLS])
 
@@ -205,11 +214,7 @@ class Calendar:
         self.epochs = np.clip(np.searchsorted(starts, days, side="right") - 1, 0, None)
         # the month the kernel reads is the month of the service tables' period (a dated
         # demand gives each period its own twelve months, behaviour._service_tables)
-        period = model.extra.get("svc_period")
-        if period is not None and len(period):
-            self.svc_months = np.asarray(period, dtype=np.int64)[self.epochs] * 12 + months
-        else:
-            self.svc_months = months
+        self.svc_months = model.svc_period[self.epochs] * 12 + months
         self.seed = model.seed
 
     def ctx(self, t: int, model: Model, shard: Shard, emit: int) -> np.ndarray:
@@ -291,9 +296,7 @@ class CpuBackend:
                             dtype=np.int64)
         cap = max(4 * EVENT_MARGIN, event_capacity) if emit else 1
         self.ev = np.zeros((nchunks, cap, LY.EV_WIDTH), dtype=np.int32)
-        period = model.extra.get("svc_period")
-        n_periods = int(np.max(period)) + 1 if period is not None and len(period) else 1
-        self.scr = screen_thresholds(model.packed.P, 12 * n_periods)
+        self.scr = screen_thresholds(model.packed.P, 12 * (int(model.svc_period.max()) + 1))
         self.scratch = np.zeros((nchunks, 2, N_ROWS, SCREEN_BLOCK), dtype=np.uint32)
         self.pending = np.zeros((nchunks, FULL_BATCH * SCREEN_BLOCK), dtype=np.int64)
         pop = model.population

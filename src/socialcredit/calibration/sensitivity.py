@@ -17,6 +17,7 @@ at the runs' size) has no logarithm to compare and is left out of the table, wit
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from collections.abc import Callable
@@ -153,8 +154,6 @@ def sensitivity(scenario: str | Path, params: str | Path, *, method: str = "morr
     index_names = ("mu_star", "sigma") if method == "morris" else ("S1", "ST")
     rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
-    import datetime as dt
-
     last_day = (dt.date.fromisoformat(str(plan["base"]["start"]))
                 + dt.timedelta(days=int(plan["days"]) - 1)).isoformat()
     for k, output in enumerate(outputs):
