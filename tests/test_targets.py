@@ -23,21 +23,31 @@ def test_shipped_china_targets_carry_the_facts_figures() -> None:
     assert by_id["complied_share_2015"].value == pytest.approx(0.20)
     assert by_id["tax_grade_a_2019"].value == pytest.approx(0.0489)
     assert by_id["tax_grade_d_2019"].value == pytest.approx(0.0701)
-    # the later figures of the list (2018 and 2019, beyond FACTS.md) are held out, and so is
-    # the last figure of compliance; the figures of FACTS.md from 2013 to 2017 are fitted
+    # the figures of FACTS.md (2013 to 2017) are fitted, but for the last figure of
+    # compliance; every later figure, beyond FACTS.md, is held out: 2018 and 2019, and the
+    # Supreme People's Court's figures between them
     later = {t.id for t in ts.targets if t.date.year >= 2018 and t.series in (
         "listed", "flights_blocked", "rail_blocked")}
     assert later == {f"{s}_{d}" for s in ("listed", "flights_blocked", "rail_blocked")
-                     for d in ("2018", "2019_07")}
-    assert by_id["flights_blocked_2018"].value == 17_500_000
+                     for d in ("2018_09", "2018", "2019_07")}
+    assert by_id["flights_blocked_2018"].value == 17_460_000
+    assert by_id["flights_blocked_2018_09"].value == 14_630_000
     assert by_id["listed_2019_07"].value == 14_500_000
+    assert by_id["flights_blocked_2018_01_05"].value == 2_290_000
     # and so is the first month of the airlines' block (2014-08, beyond FACTS.md too)
     first = "flights_blocked_2014_08"
     assert by_id[first].value == 108_000 and by_id[first].date.isoformat() == "2014-08-03"
+    beyond = {t.id for t in ts.targets if not t.source.startswith("FACTS.md")}
+    assert later | {first, "listed_2017_07", "flights_blocked_2017_07",
+                    "rail_blocked_2017_07"} <= beyond
+    for t in ts.targets:
+        if t.id in beyond:
+            assert t.holdout, t.id
     for t in ts.targets:
         if t.series in ("listed", "flights_blocked", "rail_blocked"):
-            assert t.holdout == (t.id in later or t.id == first), t.id
-    complied = sorted((t.date, t.id) for t in ts.targets if t.series == "complied")
+            assert t.holdout == (t.id in beyond), t.id
+    complied = sorted((t.date, t.id) for t in ts.targets
+                      if t.series == "complied" and t.id not in beyond)
     assert all(by_id[i].holdout == (i == complied[-1][1]) for _, i in complied)
     assert ts.fitted and ts.held_out
 
