@@ -233,7 +233,7 @@ def test_diff_of_a_reform_shows_only_its_change() -> None:
         ("lists", "judgment_debtors", "changed"),
         ("lists", "judgment_debtor_firms", "changed"),
     ]
-    assert changes[0].fields["term_days"] == ("730", "365")
+    assert changes[0].fields["term_days"] == ("0", "365")
     removed = diff(resolve("national"), resolve("no_child_sanctions"))
     assert [(c.id, c.change) for c in removed] == [("jd_no_private_school", "removed")]
     added = diff(resolve("national", region="control"), resolve("national", region="rongcheng"))
