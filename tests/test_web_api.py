@@ -311,12 +311,32 @@ def test_overview_shows_a_run_against_its_published_figures(client: Any,
     from socialcredit.targets import load_targets, validate_run
     from socialcredit.web import create_app
 
-    assert client.get("/api/runs/base/overview").json()["validation"] == []
+    base = client.get("/api/runs/base/overview").json()
+    assert base["validation"] == [] and base["validation_figure"] is None
     folder = tmp_path / "served"
     path = simulate("china", out=folder / "china", citizens=2000, days=80)
     with TestClient(create_app(folder)) as c:
-        rows = c.get("/api/runs/china/overview").json()["validation"]
+        body = c.get("/api/runs/china/overview").json()
+        again = c.get("/api/runs/china/overview?region=beijing").json()
+    rows = body["validation"]
     want = validate_run(path, load_targets("china"))
+    # the plot of model against published over time, as the report draws it: a line of the
+    # model and the published points of every series that counts people or events
+    fig = body["validation_figure"]
+    assert again["validation_figure"] == fig  # the whole run, whatever the filters
+    series = list(dict.fromkeys(w.series for w in want if w.unit != "share"))
+    names = [t["name"] for t in fig["data"]]
+    assert names == [f"{s} ({k})" for s in series for k in ("model", "published")]
+    traces = {t["name"]: t for t in fig["data"]}
+    listed = traces["listed (published)"]
+    assert listed["x"] == [w.date for w in want if w.series == "listed"]
+    assert listed["marker"]["symbol"] == ["circle-open" if w.holdout else "circle"
+                                          for w in want if w.series == "listed"]
+    model = traces["listed (model)"]
+    assert model["x"][0] == "2013-10-01" and model["x"][-1] == "2013-12-19"
+    assert all(v is not None for v in model["y"]) and model["y"] == sorted(model["y"])
+    # a flow counted from 2018 has nothing yet in a run that ends in 2013
+    assert set(traces["flights_blocked_2018_flow (model)"]["y"]) == {None}
     assert len(rows) == len(want) == len(load_targets("china").targets)
     assert [r["figure"] for r in rows] == [w.figure for w in want]
     first = rows[0]

@@ -689,7 +689,7 @@ def _validation(run: Run, page: _Page) -> None:
     whose ``scenario`` is the run's), with a plot of model against published over time."""
     import plotly.graph_objects as go
 
-    from socialcredit.targets import load_targets, series_over_time, shipped_targets, validate_run
+    from socialcredit.targets import load_targets, over_time, shipped_targets, validate_run
 
     name = (run.manifest.get("scenario") or {}).get("name")
     sets = [ts for ts in (load_targets(n) for n in shipped_targets()) if ts.scenario == name]
@@ -709,15 +709,14 @@ def _validation(run: Run, page: _Page) -> None:
          f"{'yes' if c.within else 'no'} (±{c.tolerance:.0%})",
          "held out" if c.holdout else "fitted") for c in rows], numeric={2, 3, 4})
     fig = go.Figure()
-    for series in dict.fromkeys(c.series for c in rows if c.unit != "share"):
-        mine = [c for c in rows if c.series == series]
-        points = series_over_time(run, ts, series)
-        fig.add_trace(go.Scatter(x=[d for d, _ in points], y=[v for _, v in points],
-                                 mode="lines", name=f"{series} (model)"))
-        fig.add_trace(go.Scatter(x=[c.date for c in mine], y=[c.published for c in mine],
-                                 mode="markers", name=f"{series} (published)",
-                                 marker={"size": 9, "symbol": ["circle-open" if c.holdout
-                                                               else "circle" for c in mine]}))
+    for s in over_time(run, ts, rows):
+        fig.add_trace(go.Scatter(x=[d for d, _ in s["model"]], y=[v for _, v in s["model"]],
+                                 mode="lines", name=f"{s['series']} (model)"))
+        fig.add_trace(go.Scatter(x=[d for d, _, _ in s["published"]],
+                                 y=[v for _, v, _ in s["published"]],
+                                 mode="markers", name=f"{s['series']} (published)",
+                                 marker={"size": 9, "symbol": ["circle-open" if h else "circle"
+                                                               for _, _, h in s["published"]]}))
     fig.update_yaxes(title_text="people or purchases (scaled to the real population)")
     note = (f"Targets {ts.name}: published figures and the same quantities in this run, scaled "
             "to the real population. Held-out figures (open markers) are not used by "

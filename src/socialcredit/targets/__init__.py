@@ -6,7 +6,7 @@ the same quantity from a run. ``socialcredit validate`` and ``report`` show the 
 ``socialcredit calibrate`` fits a scenario's assumptions to the figures not held out.
 """
 
-from socialcredit.targets.compare import Comparison, loss, series_over_time, validate_run
+from socialcredit.targets.compare import Comparison, loss, over_time, series_over_time, validate_run
 from socialcredit.targets.loader import Target, TargetSet, load_targets, shipped_targets
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "TargetSet",
     "load_targets",
     "loss",
+    "over_time",
     "series_over_time",
     "shipped_targets",
     "validate_run",

@@ -5,7 +5,8 @@
 A figure dated outside the run's reported days has no model value (``model`` is None) and is
 never within tolerance. :func:`loss` turns comparisons into the number calibration
 minimises; :func:`series_over_time` gives a model series for the plot of model against
-published figures.
+published figures, and :func:`over_time` every series of a table for that plot (the report
+and the explorer's overview draw the same one).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from socialcredit.errors import UserError
 from socialcredit.targets.loader import Target, TargetSet, load_targets, query_parameters
 
 __all__ = ["Comparison", "validate_run", "within_tolerance", "loss", "series_over_time",
-           "run_scale"]
+           "over_time", "run_scale"]
 
 #: the log ratio counted for a figure the run cannot produce (no model value, or zero)
 MISSING_LOG_RATIO = math.log(100.0)
@@ -148,4 +149,19 @@ def series_over_time(run: Any, targets: TargetSet, series: str,
         day = start + dt.timedelta(days=round(i * span / (n - 1)))
         probe = t.model_copy(update={"date": day})
         out.append((day.isoformat(), _evaluate(run, targets, probe, k, start)))
+    return out
+
+
+def over_time(run: Any, targets: TargetSet, rows: list[Comparison],
+              points: int = 40) -> list[dict[str, Any]]:
+    """The plot of model against published figures, as data: for each series of ``rows``
+    that counts people or events (shares are left to the table), its model values at
+    ``points`` dates (None where the query has nothing yet, as a flow before its start) and
+    its published figures with their dates and whether they are held out."""
+    out = []
+    for series in dict.fromkeys(c.series for c in rows if c.unit != "share"):
+        mine = [c for c in rows if c.series == series]
+        model = series_over_time(run, targets, series, points)
+        out.append({"series": series, "model": model,
+                    "published": [(c.date, c.published, c.holdout) for c in mine]})
     return out

@@ -157,6 +157,7 @@ class RunHandle:
     _population: Population | None = field(default=None, repr=False)
     _population_failed: bool = field(default=False, repr=False)
     _model: Any = field(default=None, repr=False)
+    _validation: Any = field(default=None, repr=False)
 
     @property
     def manifest(self) -> dict[str, Any]:

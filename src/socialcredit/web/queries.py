@@ -215,6 +215,7 @@ def overview(handle: RunHandle, region: str | None = None, group: str | None = N
         "figures": figures,
         "disparity": disparity,
         "validation": validation(handle),
+        "validation_figure": validation_figure(handle),
         "notes": notes,
     }
 
@@ -223,17 +224,56 @@ def validation(handle: RunHandle) -> list[dict[str, Any]]:
     """The run against the published figures meant for its scenario (a shipped target file
     whose ``scenario`` is the run's, as in ``socialcredit validate`` and the report), for the
     whole run whatever the overview's filters; empty when no target file names the scenario."""
-    from socialcredit.targets import load_targets, shipped_targets, validate_run
+    return _validation(handle)[0]
+
+
+def validation_figure(handle: RunHandle) -> dict[str, Any] | None:
+    """The plot of model against published figures over time that the report draws (the
+    series of :func:`validation` that count people or events), for the whole run; None when
+    no target file names the run's scenario."""
+    return _validation(handle)[1]
+
+
+def _validation(handle: RunHandle) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Both, computed once per run: a run directory does not change while it is served (a
+    changed one is a new handle)."""
+    if handle._validation is not None:
+        return handle._validation  # type: ignore[no-any-return]
+    from socialcredit.targets import load_targets, over_time, shipped_targets, validate_run
 
     name = (handle.manifest.get("scenario") or {}).get("name")
     sets = [ts for ts in (load_targets(n) for n in shipped_targets()) if ts.scenario == name]
     if not sets:
-        return []
-    return [{"figure": c.figure, "date": str(c.date), "unit": c.unit,
+        handle._validation = ([], None)
+        return handle._validation  # type: ignore[no-any-return]
+    comparisons = validate_run(handle.run, sets[0])
+    rows = [{"figure": c.figure, "date": str(c.date), "unit": c.unit,
              "published": c.published, "model": c.model, "ratio": c.ratio,
              "within": bool(c.within), "tolerance": c.tolerance,
              "use": "held out" if c.holdout else "fitted"}
-            for c in validate_run(handle.run, sets[0])]
+            for c in comparisons]
+    data: list[dict[str, Any]] = []
+    for k, s in enumerate(over_time(handle.run, sets[0], comparisons)):
+        colour = COLOURS[k % len(COLOURS)]
+        data.append({"type": "scatter", "mode": "lines", "name": f"{s['series']} (model)",
+                     "legendgroup": s["series"], "line": {"color": colour},
+                     "x": [d for d, _ in s["model"]], "y": [v for _, v in s["model"]],
+                     "hovertemplate": "%{x}: %{y:,.0f}<extra>" + s["series"]
+                     + " (model)</extra>"})
+        data.append({"type": "scatter", "mode": "markers",
+                     "name": f"{s['series']} (published)", "legendgroup": s["series"],
+                     "x": [d for d, _, _ in s["published"]],
+                     "y": [v for _, v, _ in s["published"]],
+                     "marker": {"size": 9, "color": colour,
+                                "symbol": ["circle-open" if h else "circle"
+                                           for _, _, h in s["published"]]},
+                     "hovertemplate": "%{x}: %{y:,.0f}<extra>" + s["series"]
+                     + " (published)</extra>"})
+    fig = _figure(data, f"Model against published figures ({sets[0].name}; open markers: "
+                  "held out)", height=460,
+                  yaxis={"title": {"text": "people or purchases, scaled to the real population"}})
+    handle._validation = (rows, fig)
+    return handle._validation  # type: ignore[no-any-return]
 
 
 def _scores(handle: RunHandle, cur: duckdb.DuckDBPyConnection, region_id: str | None,

@@ -233,7 +233,9 @@ async function pageOverview() {
       validation.replaceChildren(...(ov.validation.length ? [el("h2", {}, "Model against published figures"),
         table(["figure", "date", "published", "model", "ratio", "within", "use"],
           ov.validation.map((r) => [r.figure, r.date, share(r.published, r.unit), share(r.model, r.unit),
-            r.ratio === null ? "–" : r.ratio.toFixed(2), (r.within ? "yes" : "no") + " (±" + Math.round(100 * r.tolerance) + " %)", r.use]), { class: "compact" })] : []));
+            r.ratio === null ? "–" : r.ratio.toFixed(2), (r.within ? "yes" : "no") + " (±" + Math.round(100 * r.tolerance) + " %)", r.use]), { class: "compact" }),
+        el("div", { class: "figure", id: "fig-validation" })] : []));
+      if (ov.validation_figure) plot(document.getElementById("fig-validation"), ov.validation_figure);
       body.dataset.ready = "1";
     } catch (err) { fail(err); } finally { busy(waiting, grid, null); }
   }
