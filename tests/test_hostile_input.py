@@ -82,6 +82,11 @@ BAD_SCENARIO_VALUES = {
     "string seed": ("seed: 2018", "seed: '2018'", 19, "valid integer"),
     "unknown act": (BEHAVIOUR, "  acts: {jaywalkin: {rate_per_year: 1}}\n" + BEHAVIOUR, 33,
                     "unknown act 'jaywalkin' (did you mean 'jaywalking'?)"),
+    "met at once without an obligation": (
+        BEHAVIOUR, "  acts: {jaywalking: {met_at_once: 0.5}}\n" + BEHAVIOUR, 33,
+        "act jaywalking creates no obligation, so none of its obligations can be met at once"),
+    "met at once above one": (BEHAVIOUR, "  acts: {traffic_ticket: {met_at_once: 1.2}}\n"
+                              + BEHAVIOUR, 33, "less than or equal to 1"),
     "unknown channel": ("camera: 1.5", "camra: 1.5", 67,
                         "unknown channel 'camra' (did you mean 'camera'?)"),
     "extension of another region": ("extension: hangzhou", "extension: rongcheng", 74,

@@ -233,3 +233,53 @@ def test_policies_compared_on_the_same_acts() -> None:
     r0 = debt_records(ev0)
     assert len(r0) > 30
     assert r0 == debt_records(ev1)
+
+
+#: citizens' acts that open obligations often enough to be counted in the small run
+OBLIGATION_ACTS = [a.id for a in CAT.acts
+                   if a.obligation and a.kind == "citizen" and a.rate_per_year >= 0.05]
+
+
+def met_flags(ev: np.ndarray) -> dict[tuple[int, int, int], int]:
+    """(day, subject, act) -> 1 if the act's obligation was met at once, 0 if left open."""
+    sel = ev[(ev[:, 1] == LY.EV_ACT) & ((ev[:, 4] != 0) | (ev[:, 5] != 0))]
+    return {(int(r[0]), int(r[2]), int(r[3])): int(r[5]) for r in sel}
+
+
+@SETTINGS
+@given(act=st.sampled_from(OBLIGATION_ACTS), share=st.sampled_from([0.0, 0.5, 1.0]))
+def test_one_acts_share_met_at_once_moves_no_other_acts_draws(act: str, share: float) -> None:
+    _, ev0 = base_ev()
+    _, ev1 = events(scenario(acts={act: {"met_at_once": share}}))
+    k = act_ix(act)
+    f0, f1 = met_flags(ev0), met_flags(ev1)
+    both = f0.keys() & f1.keys()
+    other = [key for key in both if key[2] != k]
+    assert len(other) > 300
+    # every other act's obligation is met at once, or left open, in both runs alike
+    assert all(f0[key] == f1[key] for key in other)
+    mine = [key for key in both if key[2] == k]
+    assert len(mine) > 20
+    met1 = {key for key in mine if f1[key]}
+    met0 = {key for key in mine if f0[key]}
+    if share == 0.0:
+        assert not met1
+    elif share == 1.0:
+        assert met1 == set(mine)
+    # the act's own draw decides: a larger share keeps the same met obligations and adds some
+    if share <= CAT.act(act).met_at_once:
+        assert met1 <= met0
+    else:
+        assert met0 <= met1
+
+
+def test_the_share_met_at_once_is_the_catalogues() -> None:
+    _, ev = base_ev()
+    flags = met_flags(ev)
+    for act in OBLIGATION_ACTS:
+        k, p = act_ix(act), CAT.act(act).met_at_once
+        mine = [f for key, f in flags.items() if key[2] == k]
+        n = len(mine)
+        assert n > 50
+        # within four standard errors of the binomial share
+        assert abs(sum(mine) / n - p) <= 4 * (p * (1 - p) / n) ** 0.5 + 1e-9, act

@@ -103,6 +103,9 @@ def _copy_catalogue(tmp_path: Path) -> Path:
         ("modifiers: {age: [0.3, 1.0, 1.0, 1.0]}", "modifiers: {age: [0.3, 1.0]}", "'age' modifiers need 4 values"),
         ("rate_per_year: 0.02\n", "rate_per_year: fast\n", "input should be a valid number"),
         ("valence: rewarded\n", "valence: good\n", "input should be 'penalised', 'rewarded' or 'neutral'"),
+        ("met_at_once: 0.9\n", "met_at_once: 1.5\n", "less than or equal to 1"),
+        ("channels: [community, police]", "met_at_once: 0.5\n    channels: [community, police]",
+         "this act creates no obligation"),
     ],
 )
 def test_bad_catalogue_entries_are_located(tmp_path: Path, old: str, new: str, fragment: str) -> None:

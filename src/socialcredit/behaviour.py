@@ -112,6 +112,10 @@ def build_behaviour(catalogue: Any, scenario: Any, policy: PolicyTables) -> tupl
     t["act_kind"] = np.array([kind_of[str(a.kind)] for a in acts], dtype=np.int64)
     t["act_obligation"] = np.array([1 if _get(a, "obligation", False) else 0 for a in acts],
                                    dtype=np.int64)
+    # the share of an act's obligations met on the day, on the act's own draw (DRAW_MET)
+    t["act_met_thr"] = np.array([threshold(float(act_param(a, "met_at_once", 0.0)))
+                                 if _get(a, "obligation", False) else 0 for a in acts],
+                                dtype=np.int64)
     # A dated rate (a scenario's history, DESIGN 2.1) is its largest value here and a factor
     # per epoch, folded into act_mod_policy below; a constant rate has the factor 1 exactly.
     act_thr = np.zeros((R, A), dtype=np.int64)

@@ -183,9 +183,13 @@ class ActBehaviour(_Model):
     ``{2013-10-01: 0.002, 2016-01-01: 0.004}``. That is how a real mechanism that changed over
     time enters a scenario (DESIGN 2.2: the courts' enforcement capacity is a dated rate, not
     feedback from aggregates). The kernel applies a history as its largest value times a
-    factor per epoch in steps of 1/256 of that value."""
+    factor per epoch in steps of 1/256 of that value.
+
+    ``met_at_once`` replaces the catalogue's share of the act's obligations met on the day
+    (the rest stay open until met at ``repayment_per_year``)."""
 
     rate_per_year: Dated[PerYear] | None = None
+    met_at_once: Share | None = None
     modifiers: dict[str, list[Modifier]] = Field(default_factory=dict)
 
     @field_validator("modifiers")
@@ -738,6 +742,9 @@ def validate_against_catalogue(scenario: Scenario, catalogue: Any) -> None:
         for ident, over in b.acts.items():
             if ident not in acts:
                 unknown("act", ident, acts, "behaviour", "acts", ident)
+            if over.met_at_once and not getattr(acts[ident], "obligation", True):
+                fail(f"act {ident} creates no obligation, so none of its obligations can be "
+                     "met at once (met_at_once)", "behaviour", "acts", ident, "met_at_once")
             kind = getattr(acts[ident], "kind", None)
             allowed = _KIND_AXES.get(str(kind)) if kind is not None else None
             for axis in over.modifiers:

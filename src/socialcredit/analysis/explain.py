@@ -306,7 +306,7 @@ class _Story:
                 st.obligations = min(255, st.obligations + 1)
             act = pol.act_names[a]
             out = {"type": "act", "act": act, "category": self.act_category.get(act, ""),
-                   "obligation": bool(b)}
+                   "obligation": bool(b or c), "met_at_once": bool(c)}
         elif typ == LY.EV_RECORD:
             out = {"type": "record", "act": pol.act_names[a], "channel": pol.channel_names[b],
                    "true_record": bool(c), "delayed": d == 1, "corroborating": d == 2}

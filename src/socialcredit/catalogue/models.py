@@ -35,6 +35,7 @@ Id = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=4
 Kind = Literal["citizen", "business"]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Rate = Annotated[float, Field(ge=0.0)]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Modifiers = dict[str, list[Annotated[float, Field(ge=0.0)]]]
 
 
@@ -60,6 +61,9 @@ class Act(Node):
     valence: Literal["penalised", "rewarded", "neutral"]
     rate_per_year: Rate
     obligation: bool = False
+    #: the share of the act's obligations met on the day (a fine paid in time, a late bill
+    #: settled with the next one); the rest stay open until met at the repayment hazard
+    met_at_once: Share = 0.0
     channels: list[Id] = Field(min_length=1)
     modifiers: Modifiers = Field(default_factory=dict)
     reference: str = Field(min_length=1)
@@ -68,6 +72,9 @@ class Act(Node):
     @model_validator(mode="after")
     def _modifiers_fit_kind(self) -> Act:
         _check_modifiers(self.modifiers, self.kind, "act")
+        if self.met_at_once > 0 and not self.obligation:
+            raise ValueError("met_at_once is the share of an obligation met at once, "
+                             "and this act creates no obligation")
         return self
 
     @property

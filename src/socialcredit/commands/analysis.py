@@ -57,6 +57,8 @@ def event_text(e: dict[str, Any]) -> str:
     t = e["type"]
     if t == "act":
         ob = " (creates an obligation)" if e["obligation"] else ""
+        if e.get("met_at_once"):
+            ob = " (creates an obligation, met the same day)"
         return f"does: [bold]{x(e['act'])}[/bold] [dim]({x(e['category'])})[/dim]{ob}"
     if t == "record":
         truth = "[bold red]FALSE record[/bold red]" if not e["true_record"] else "true record"

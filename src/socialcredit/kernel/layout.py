@@ -58,7 +58,7 @@ TABLES = [
     "measure_grade_lo", "measure_grade_hi", "measure_reach",
     "objection_window", "appeal_delay", "appeal_win_true_thr", "appeal_win_false_thr",
     # behaviour (scenario + catalogue), see socialcredit.behaviour
-    "act_kind", "act_obligation", "act_thr", "act_slot", "act_max", "act_slot_max",
+    "act_kind", "act_obligation", "act_met_thr", "act_thr", "act_slot", "act_max", "act_slot_max",
     "act_mod_income", "act_mod_edu", "act_mod_age", "act_mod_urban", "act_mod_listed",
     "act_mod_policy", "act_channels", "mod_cap",
     "chan_cov", "chan_delay",
@@ -85,7 +85,7 @@ T = {name: i for i, name in enumerate(TABLES)}
     T_MEASURE_SERVICE, T_MEASURE_EFFECT, T_MEASURE_ACTIVE, T_MEASURE_LISTS,
     T_MEASURE_GRADE_LO, T_MEASURE_GRADE_HI, T_MEASURE_REACH,
     T_OBJECTION_WINDOW, T_APPEAL_DELAY, T_APPEAL_WIN_TRUE_THR, T_APPEAL_WIN_FALSE_THR,
-    T_ACT_KIND, T_ACT_OBLIGATION, T_ACT_THR, T_ACT_SLOT, T_ACT_MAX, T_ACT_SLOT_MAX,
+    T_ACT_KIND, T_ACT_OBLIGATION, T_ACT_MET_THR, T_ACT_THR, T_ACT_SLOT, T_ACT_MAX, T_ACT_SLOT_MAX,
     T_ACT_MOD_INCOME, T_ACT_MOD_EDU, T_ACT_MOD_AGE, T_ACT_MOD_URBAN, T_ACT_MOD_LISTED,
     T_ACT_MOD_POLICY, T_ACT_CHANNELS, T_MOD_CAP,
     T_CHAN_COV, T_CHAN_DELAY,
@@ -101,7 +101,7 @@ T = {name: i for i, name in enumerate(TABLES)}
 
 # --- events: one int32 row of EV_WIDTH per event --------------------------------------------
 EV_WIDTH = 6  # type, subject, a, b, c, d
-EV_ACT = 1  # a=act, b=obligation created (0/1)
+EV_ACT = 1  # a=act, b=obligation left open (0/1), c=obligation met at once (0/1)
 EV_RECORD = 2  # a=act, b=channel, c=true (1) / false (0), d=delayed (1) / immediate (0) /
 #               corroborating (2: another channel's record of an act already on file)
 EV_LEDGER = 3  # a=rule (-2 expiry, -3 appeal reversal, -4 scoring starts), b=points, c=score

@@ -130,6 +130,7 @@ from socialcredit.kernel.layout import (
     T_ACT_CATEGORY,
     T_ACT_CHANNELS,
     T_ACT_ESCALATION_PCT,
+    T_ACT_MET_THR,
     T_ACT_MOD_AGE,
     T_ACT_MOD_EDU,
     T_ACT_MOD_INCOME,
@@ -249,6 +250,7 @@ DRAW_ECON = 7 << 20
 DRAW_AWARE = 8 << 20
 DRAW_ACT_OVER = 9 << 20  # + act: an act's own draw beyond its slot
 DRAW_SVC_OVER = 10 << 20  # + service: a service's own draw beyond its slot
+DRAW_MET = 11 << 20  # + act: is the act's obligation met at once?
 #: Probability 1 as a threshold.
 ONE = np.int64(1 << 32)
 #: ``delayed`` holds the waiting record in bits 0-22 and, in bits 23-31, what repeat
@@ -793,13 +795,22 @@ def act_happens(i, li, a, h, kind, scored, age, edu, inc, mem, P, rec, pub, ctx,
     R = P[D_R]
     r = np.int64(rec['region'])
     ob = P[P[OFF_O + T_ACT_OBLIGATION] + a]
+    met = 0
     if ob != 0:
-        o = (np.int64(rec['counts']) >> 4)
-        if o < 15:
-            rec['counts'] = np.uint8((np.int64(rec['counts']) & 15) | ((o + 1) << 4))
         count(P, cnt, cell, M_OBLIGATIONS_CREATED, 0, 1)
+        # met on the day (a fine paid in time) on the act's own draw, so that one act's share
+        # moves no other draw; the rest stay open until met at the repayment hazard
+        mthr = P[P[OFF_O + T_ACT_MET_THR] + a]
+        if mthr != 0 and u32(rng.sub_hash(h, np.uint64(DRAW_MET + a))) < mthr:
+            met = 1
+            ob = 0
+            count(P, cnt, cell, M_OBLIGATIONS_MET, 0, 1)
+        else:
+            o = (np.int64(rec['counts']) >> 4)
+            if o < 15:
+                rec['counts'] = np.uint8((np.int64(rec['counts']) & 15) | ((o + 1) << 4))
     count(P, cnt, cell, M_ACTS, a, 1)
-    emit(ctx, ev, cnt, EV_ACT, i, a, ob, 0, 0)
+    emit(ctx, ev, cnt, EV_ACT, i, a, ob, met, 0)
     # phase 2: every channel that sees it makes a record, each on its own draw; the first of
     # them (in the act's channel order) carries the act's consequences, the others
     # corroborate it (recorded and counted, never scored twice)

@@ -19,8 +19,9 @@ How the scripted events enter, and why:
   forced grade is written, and by resetting a score whose scoring starts that day.
   The channel is the act's first channel; a case can put one record per subject and day.
 - A true record is of an act that happened, so an act that creates an obligation (a debt, a
-  fine, a missing report) opens one, as the kernel's acts phase does; a false record opens
-  none.
+  fine, a missing report) opens one, as the kernel's acts phase does for the share of its
+  obligations not met at once (a case scripts the ones left open; ``meets`` meets them); a
+  false record opens none.
 - ``meets: true`` meets one of the subject's open obligations that day, before the step (the
   kernel's repayments come before its exits, so a list left when obligations are met is left
   that day).

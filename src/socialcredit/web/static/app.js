@@ -247,7 +247,7 @@ async function pageOverview() {
 
 function describe(e) {
   switch (e.type) {
-    case "act": return ["act", "Did: " + words(e.act), e.category ? words(e.category) + (e.obligation ? ", creates an obligation" : "") : ""];
+    case "act": return ["act", "Did: " + words(e.act), e.category ? words(e.category) + (e.obligation ? (e.met_at_once ? ", creates an obligation, met the same day" : ", creates an obligation") : "") : ""];
     case "record": return ["record", "Recorded: " + words(e.act) + " by " + words(e.channel), [e.true_record ? "" : "FALSE RECORD", e.delayed ? "delayed" : "", e.corroborating ? "corroborating (no points)" : ""].filter(Boolean).join(", ")];
     case "points": return ["points", (e.points > 0 ? "+" : "") + e.points + " points → " + e.score, e.rule + (e.false_record ? " (from a false record)" : "")];
     case "grade": return ["grade", "Grade " + words(e.from) + " → " + words(e.to), e.honest && e.honest !== e.to ? "without false records: " + words(e.honest) : (e.as_of === "snapshot" ? "as of the monthly snapshot" : "")];
