@@ -118,7 +118,7 @@ def test_a_new_study_starts_from_the_scenario_and_judges_the_mean_of_its_seeds(
     p.write_text("citizens: 2000\nseeds: [11, 12]\nparameters:\n"
                  "  - {path: behaviour.acts.court_default.rate_per_year.2013-10-01, "
                  "low: 0.0001, high: 0.02, log: true}\n"
-                 "  - {path: behaviour.repayment_per_year, low: 0.1, high: 2.0}\n",
+                 "  - {path: behaviour.repayment_per_year, low: 0.05, high: 2.0}\n",
                  encoding="utf-8")
     # a frequent figure (court defaults among 2,000 citizens, and every act), so that the
     # seeds' runs differ
