@@ -35,7 +35,6 @@ Id = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=4
 Kind = Literal["citizen", "business"]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Rate = Annotated[float, Field(ge=0.0)]
-Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Modifiers = dict[str, list[Annotated[float, Field(ge=0.0)]]]
 
 
@@ -63,7 +62,7 @@ class Act(Node):
     obligation: bool = False
     #: the share of the act's obligations met on the day (a fine paid in time, a late bill
     #: settled with the next one); the rest stay open until met at the repayment hazard
-    met_at_once: Share = 0.0
+    met_at_once: Probability = 0.0
     channels: list[Id] = Field(min_length=1)
     modifiers: Modifiers = Field(default_factory=dict)
     reference: str = Field(min_length=1)
@@ -72,6 +71,10 @@ class Act(Node):
     @model_validator(mode="after")
     def _modifiers_fit_kind(self) -> Act:
         _check_modifiers(self.modifiers, self.kind, "act")
+        return self
+
+    @model_validator(mode="after")
+    def _met_at_once_needs_an_obligation(self) -> Act:
         if self.met_at_once > 0 and not self.obligation:
             raise ValueError("met_at_once is the share of an obligation met at once, "
                              "and this act creates no obligation")
