@@ -273,6 +273,34 @@ def test_shipped_china_parameters_name_values_of_the_scenario() -> None:
     assert "behaviour.acts.court_default.rate_per_year.2016-01-01" in pf.names
 
 
+@pytest.mark.parametrize("name", ["china", "china_debt", "china_measures",
+                                  "china_measures_refine", "china_first_quarter", "china_tax"])
+def test_shipped_studies_start_from_the_shipped_values(name: str) -> None:
+    """Each shipped study's bounds hold china's shipped values, so that its first trial is
+    the shipped fit and a rerun can only improve on it."""
+    from socialcredit.calibration.calibrate import prepare
+
+    plan = prepare("china", "china", name, citizens=None, days=None, seed=None)
+    outside = [p["path"] for p in plan["parameters"]
+               if not p["low"] <= plan["start"][p["path"]] <= p["high"]]
+    assert not outside
+
+
+def test_the_measures_refinement_is_the_same_study_in_narrower_bounds() -> None:
+    from socialcredit.calibration.calibrate import prepare
+
+    wide = prepare("china", "china", "china_measures", citizens=None, days=None, seed=None)
+    fine = prepare("china", "china", "china_measures_refine", citizens=None, days=None,
+                   seed=None)
+    for key in ("fitted", "seeds", "citizens", "days"):
+        assert fine[key] == wide[key], key
+    bounds = {p["path"]: (p["low"], p["high"]) for p in wide["parameters"]}
+    narrow = {p["path"]: (p["low"], p["high"]) for p in fine["parameters"]}
+    assert set(narrow) == set(bounds)
+    for path, (low, high) in narrow.items():
+        assert high - low < bounds[path][1] - bounds[path][0], path
+
+
 def test_sensitivity_morris_smallest_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     # 200,000 citizens: the first two months' listings are a few dozen, never zero
