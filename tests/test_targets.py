@@ -174,3 +174,100 @@ def test_report_shows_the_run_against_its_scenarios_targets(small_run: Path) -> 
     html = build_report(small_run)
     assert "Model against published figures" in html
     assert "Judgment debtors listed" in html and "held out" in html
+
+
+@pytest.fixture(scope="module")
+def seed_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sweep of the china scenario over three seeds, small and short."""
+    from socialcredit.sweep import run_sweep
+
+    root = tmp_path_factory.mktemp("sweep")
+    file = root / "seeds.yaml"
+    file.write_text("name: seeds\nscenario: china\ncitizens: 2000\ndays: 80\n"
+                    "grid:\n  seed: [11, 12, 13]\n", encoding="utf-8")
+    result = run_sweep(file, out=root / "out", progress=False)
+    assert result.ok, result
+    # the small target file, on a count large enough at 2,000 citizens to differ by seed
+    (root / "acts.yaml").write_text(GOOD.replace(
+        "sum(enter_judgment_debtors + enter_judgment_debtor_firms)", "sum(acts_jaywalking)")
+        .replace("value: 31259", "value: 421000000").replace("value: 60000", "value: 525000000"),
+        encoding="utf-8")
+    return root / "out"
+
+
+def test_validate_sweep_compares_every_run_and_spreads_the_ratios(seed_sweep: Path) -> None:
+    from socialcredit.targets import spread, validate_sweep
+
+    acts = seed_sweep.parent / "acts.yaml"
+    runs = validate_sweep(seed_sweep, acts)
+    assert [r.seed for r in runs] == [11, 12, 13]
+    # each run's comparisons are validate_run's on that run
+    for r in runs:
+        assert r.comparisons == validate_run(r.path, acts)
+    ratios = [r.comparisons[0].ratio for r in runs]
+    assert all(x is not None for x in ratios) and len(set(ratios)) > 1  # seeds differ
+    first = spread([r.comparisons for r in runs])[0]
+    import statistics
+
+    assert first.id == "listed_2013_11" and first.runs == 3 and first.valued == 3
+    assert first.mean_ratio == pytest.approx(statistics.mean(ratios))
+    assert first.sd_ratio == pytest.approx(statistics.stdev(ratios))
+    assert (first.min_ratio, first.max_ratio) == (min(ratios), max(ratios))
+    assert first.within == sum(r.comparisons[0].within for r in runs)
+    # a figure after the runs' end has no value in any run, and is never within
+    late = {c.id: c for c in spread([r.comparisons for r in validate_sweep(seed_sweep)])}
+    gone = late["listed_2017"]
+    assert (gone.valued, gone.within, gone.mean_ratio, gone.sd_ratio) == (0, 0, None, None)
+    assert not gone.mean_within
+
+
+def test_validate_cli_on_a_sweep_table_json_and_bad_input(
+        seed_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    small = str(seed_sweep.parent / "acts.yaml")
+    code, out, err = invoke(["validate", str(seed_sweep), small], monkeypatch, capsys)
+    assert code == 0, err
+    assert "3 runs" in out and "listed_2013_11" in out and "runs with every figure" in out
+    assert all(len(line) <= 80 for line in out.splitlines())
+    code, out, err = invoke(["validate", str(seed_sweep), small, "--json"], monkeypatch, capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert [r["seed"] for r in doc["runs"]] == [11, 12, 13]
+    assert [s["id"] for s in doc["spread"]] == ["listed_2013_11", "listed_2013_12"]
+    assert doc["spread"][0]["runs"] == 3 and "mean_within" in doc["spread"][0]
+    # an unfinished run is left out; a sweep with none finished is refused in one sentence
+    part = tmp_path / "part"
+    shutil.copytree(seed_sweep, part)
+    first = json.loads((part / "sweep.json").read_text())["runs"][0]["name"]
+    shutil.rmtree(part / "runs" / first)
+    code, out, err = invoke(["validate", str(part), small, "--json"], monkeypatch, capsys)
+    assert code == 0 and [r["seed"] for r in json.loads(out)["runs"]] == [12, 13]
+    shutil.rmtree(part / "runs")
+    code, out, err = invoke(["validate", str(part), small], monkeypatch, capsys)
+    assert code == 2 and out == "" and "no finished run" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    (part / "sweep.json").write_text("{not json", encoding="utf-8")
+    code, out, err = invoke(["validate", str(part), small], monkeypatch, capsys)
+    assert code == 2 and "sweep.json cannot be read" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_the_shipped_seed_sweep_is_the_shipped_china_over_unfitted_seeds() -> None:
+    """china_seeds runs china as shipped at the size of the bar, on seeds that neither the
+    studies (2013, 2014) nor the validation of docs/calibration.md (2015, 2016) used."""
+    import yaml
+
+    import socialcredit.calibration
+    from socialcredit.sweep import load_sweep
+
+    plan = load_sweep("china_seeds")
+    assert plan.scenario == "china" and plan.citizens == 1_000_000 and plan.days is None
+    seeds = [r.seed for r in plan.runs]
+    assert len(seeds) == len(set(seeds)) == 8
+    assert plan.parameters == ["seed"]
+    used: set[int] = {2015, 2016}
+    for f in sorted(Path(socialcredit.calibration.__file__).parent.glob("*.yaml")):
+        used |= set(yaml.safe_load(f.read_text(encoding="utf-8")).get("seeds") or [])
+    assert used >= {2013, 2014} and not used & set(seeds)

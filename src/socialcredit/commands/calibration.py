@@ -48,20 +48,56 @@ def print_validation(rows: list[Any], console: Any, title: str) -> None:
     console.print(t)
 
 
+def print_spread(rows: list[Any], runs: int, console: Any, title: str) -> None:
+    """The validation table of a sweep: per figure, the mean ratio over its runs, the
+    standard deviation and range of the ratios, and in how many runs it is within
+    tolerance; like the table of one run, it fits in 80 columns."""
+    from rich import box
+    from rich.table import Table
+
+    t = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
+              padding=(0, 1), collapse_padding=True)
+    for name, justify in (("target", "left"), ("published", "right"), ("mean", "right"),
+                          ("sd", "right"), ("range", "right"), ("within", "right"),
+                          ("use", "left")):
+        t.add_column(name, justify=justify, no_wrap=name != "target",  # type: ignore[arg-type]
+                     overflow="fold")
+
+    def r(v: float | None) -> str:
+        return f"{v:.2f}" if v is not None else "–"
+
+    for c in rows:
+        mean = r(c.mean_ratio)
+        mean = f"[green]{mean}[/green]" if c.mean_within else f"[red]{mean}[/red]"
+        rng = f"{r(c.min_ratio)}–{r(c.max_ratio)}" if c.valued else "–"
+        share = f"{c.within}/{runs}"
+        share = share if c.within == runs else f"[red]{share}[/red]"
+        t.add_row(c.id, _fmt(c.published, c.unit), mean, r(c.sd_ratio), rng, share,
+                  "held out" if c.holdout else "fitted")
+    console.print(t)
+
+
 def validate_command(
-    run: Path = typer.Argument(..., help="The run directory."),
+    run: Path = typer.Argument(..., help="The run directory, or a sweep directory: each of "
+                               "its finished runs, and the spread of the ratios across them."),
     targets: str = typer.Argument("china", help="A target file, or a shipped one's name."),
     json_out: bool = typer.Option(False, "--json", help="Print the table as JSON."),
 ) -> None:
     """Compare a run with published figures: published, model, ratio, within tolerance.
 
-    The exit code is 0 whatever the ratios; only bad input (a missing run, a bad target file)
-    exits with 2."""
+    Given a sweep directory (the same scenario over several seeds, say), it compares every
+    finished run and shows per figure the mean ratio, its spread and in how many runs it
+    is within tolerance. The exit code is 0 whatever the ratios; only bad input (a missing
+    run, a bad target file) exits with 2."""
     from rich.console import Console
 
+    from socialcredit.sweep import PLAN_FILE
     from socialcredit.targets import load_targets, loss, validate_run
 
     ts = load_targets(targets)
+    if (run / PLAN_FILE).is_file():
+        _validate_sweep(run, ts, json_out)
+        return
     rows = validate_run(run, ts)
     if json_out:
         typer.echo(json.dumps({
@@ -76,6 +112,34 @@ def validate_command(
     console.print(f"within tolerance: {sum(c.within for c in fitted)} of {len(fitted)} fitted, "
                   f"{sum(c.within for c in held)} of {len(held)} held out; loss "
                   f"{loss(rows):.4f} fitted, {loss(rows, holdout=True):.4f} held out")
+
+
+def _validate_sweep(root: Path, ts: Any, json_out: bool) -> None:
+    """``validate SWEEP``: every finished run of a sweep, and the spread across them."""
+    from statistics import median
+
+    from rich.console import Console
+
+    from socialcredit.targets import loss, spread, validate_sweep
+
+    runs = validate_sweep(root, ts)
+    rows = spread([r.comparisons for r in runs])
+    if json_out:
+        typer.echo(json.dumps({
+            "targets": ts.name, "sweep": str(root),
+            "runs": [r.to_json() for r in runs],
+            "spread": [c.to_json() for c in rows]}, indent=2))
+        return
+    n = len(runs)
+    console = Console(highlight=False)
+    print_spread(rows, n, console, f"{root} ({n} runs) against the targets {ts.name}")
+    every = sum(all(c.within for c in r.comparisons) for r in runs)
+    for use, held in (("fitted", False), ("held out", True)):
+        mine = [c for c in rows if c.holdout == held]
+        console.print(f"{use}: {sum(c.within == n for c in mine)} of {len(mine)} within in "
+                      f"every run, {sum(c.mean_within for c in mine)} by the mean ratio; "
+                      f"median loss {median(loss(r.comparisons, holdout=held) for r in runs):.4f}")
+    console.print(f"runs with every figure within tolerance: {every} of {n}")
 
 
 def calibrate_command(

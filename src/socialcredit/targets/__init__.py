@@ -6,11 +6,23 @@ the same quantity from a run. ``socialcredit validate`` and ``report`` show the 
 ``socialcredit calibrate`` fits a scenario's assumptions to the figures not held out.
 """
 
-from socialcredit.targets.compare import Comparison, loss, over_time, series_over_time, validate_run
+from socialcredit.targets.compare import (
+    Comparison,
+    Spread,
+    SweepRun,
+    loss,
+    over_time,
+    series_over_time,
+    spread,
+    validate_run,
+    validate_sweep,
+)
 from socialcredit.targets.loader import Target, TargetSet, load_targets, shipped_targets
 
 __all__ = [
     "Comparison",
+    "Spread",
+    "SweepRun",
     "Target",
     "TargetSet",
     "load_targets",
@@ -18,5 +30,7 @@ __all__ = [
     "over_time",
     "series_over_time",
     "shipped_targets",
+    "spread",
     "validate_run",
+    "validate_sweep",
 ]

@@ -3,8 +3,10 @@
 :func:`validate_run` evaluates every target's query on a run and returns one
 :class:`Comparison` per figure: published, model, ratio and whether it is within tolerance.
 A figure dated outside the run's reported days has no model value (``model`` is None) and is
-never within tolerance. :func:`loss` turns comparisons into the number calibration
-minimises; :func:`series_over_time` gives a model series for the plot of model against
+never within tolerance. :func:`validate_sweep` does the same for every finished run of a
+sweep (the same scenario over several seeds, say) and :func:`spread` gives, per figure, how
+far the ratio moves from run to run and in how many runs it is within tolerance.
+:func:`loss` turns comparisons into the number calibration minimises; :func:`series_over_time` gives a model series for the plot of model against
 published figures, and :func:`over_time` every series of a table for that plot (the report
 and the explorer's overview draw the same one).
 """
@@ -12,6 +14,7 @@ and the explorer's overview draw the same one).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,8 +23,8 @@ from typing import Any
 from socialcredit.errors import UserError
 from socialcredit.targets.loader import Target, TargetSet, load_targets, query_parameters
 
-__all__ = ["Comparison", "validate_run", "within_tolerance", "loss", "series_over_time",
-           "over_time", "run_scale"]
+__all__ = ["Comparison", "Spread", "SweepRun", "validate_run", "validate_sweep", "spread",
+           "within_tolerance", "loss", "series_over_time", "over_time", "run_scale"]
 
 #: the log ratio counted for a figure the run cannot produce (no model value, or zero)
 MISSING_LOG_RATIO = math.log(100.0)
@@ -114,6 +117,100 @@ def validate_run(run: Any, targets: str | Path | TargetSet = "china") -> list[Co
             id=t.id, figure=t.figure, series=t.series, date=t.date.isoformat(),
             published=t.value, model=model, ratio=ratio, tolerance=tol, within=within,
             holdout=t.holdout, unit=t.unit, tag=t.tag, source=t.source, weight=t.weight))
+    return out
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One finished run of a sweep, compared with a target file."""
+
+    name: str
+    seed: int
+    path: Path
+    comparisons: list[Comparison]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "seed": self.seed, "run": str(self.path),
+                "loss_fitted": loss(self.comparisons),
+                "loss_held_out": loss(self.comparisons, holdout=True),
+                "comparisons": [c.to_json() for c in self.comparisons]}
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One figure across several runs: the ratios' mean, spread and range, and in how many
+    of the runs that have a model value it is within tolerance."""
+
+    id: str
+    figure: str
+    date: str
+    published: float
+    unit: str
+    holdout: bool
+    tolerance: float
+    runs: int  #: runs compared
+    valued: int  #: runs with a model value (a figure dated outside a run has none)
+    within: int  #: runs within tolerance
+    mean_ratio: float | None
+    sd_ratio: float | None  #: the sample standard deviation (None below two values)
+    min_ratio: float | None
+    max_ratio: float | None
+
+    @property
+    def mean_within(self) -> bool:
+        """Whether the mean ratio is within tolerance."""
+        return within_tolerance(self.mean_ratio, self.tolerance)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "mean_within": self.mean_within}
+
+
+def validate_sweep(sweep: str | Path,
+                   targets: str | Path | TargetSet = "china") -> list[SweepRun]:
+    """Compare every finished run of a sweep directory (``socialcredit sweep``) with a
+    target file, in the plan's order; runs not finished (no run directory yet) are left
+    out, and a sweep with none finished is refused."""
+    from socialcredit.sweep import PLAN_FILE, RUNS_DIR
+
+    root = Path(sweep)
+    plan_file = root / PLAN_FILE
+    try:
+        plan = json.loads(plan_file.read_text(encoding="utf-8"))
+        runs = [(str(r["name"]), int(r["seed"])) for r in plan["runs"]]
+    except FileNotFoundError:
+        raise UserError(f"{root} is not a sweep directory (it has no {PLAN_FILE})") from None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserError(f"{plan_file} cannot be read as a sweep's plan ({err})") from None
+    ts = targets if isinstance(targets, TargetSet) else load_targets(targets)
+    out = [SweepRun(name, seed, root / RUNS_DIR / name,
+                    validate_run(root / RUNS_DIR / name, ts))
+           for name, seed in runs if (root / RUNS_DIR / name).is_dir()]
+    if not out:
+        raise UserError(f"the sweep {root} has no finished run to compare yet; run it first "
+                        "(socialcredit sweep)")
+    return out
+
+
+def spread(runs: list[list[Comparison]]) -> list[Spread]:
+    """Per figure (in the order of the first run's comparisons), the ratio across runs."""
+    if not runs:
+        return []
+    out = []
+    for k, first in enumerate(runs[0]):
+        rows = [r[k] for r in runs]
+        if any(c.id != first.id for c in rows):
+            raise ValueError("every run must be compared with the same target file")
+        ratios = [c.ratio for c in rows if c.ratio is not None]
+        n = len(ratios)
+        mean = sum(ratios) / n if n else None
+        sd = (math.sqrt(sum((x - mean) ** 2 for x in ratios) / (n - 1))
+              if n >= 2 and mean is not None else None)
+        out.append(Spread(
+            id=first.id, figure=first.figure, date=first.date, published=first.published,
+            unit=first.unit, holdout=first.holdout, tolerance=first.tolerance, runs=len(rows),
+            valued=n, within=sum(c.within for c in rows), mean_ratio=mean, sd_ratio=sd,
+            min_ratio=min(ratios) if ratios else None,
+            max_ratio=max(ratios) if ratios else None))
     return out
 
 
