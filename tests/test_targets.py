@@ -231,6 +231,10 @@ def test_validate_cli_on_a_sweep_table_json_and_bad_input(
     assert code == 0, err
     assert "3 runs" in out and "listed_2013_11" in out and "runs with every figure" in out
     assert all(len(line) <= 80 for line in out.splitlines())
+    # the commands that read one run say what a sweep directory is
+    code, out, err = invoke(["report", str(seed_sweep)], monkeypatch, capsys)
+    assert code == 2 and "is a sweep directory, not a run directory" in err
+    assert len(err.strip().splitlines()) == 1
     code, out, err = invoke(["validate", str(seed_sweep), small, "--json"], monkeypatch, capsys)
     assert code == 0, err
     doc = json.loads(out)

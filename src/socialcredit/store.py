@@ -109,6 +109,10 @@ class Run:
             )
         manifest_file = root / MANIFEST_FILE
         if not manifest_file.is_file():
+            if (root / "sweep.json").is_file():
+                raise UserError(f"{given} is a sweep directory, not a run directory: its runs "
+                                "are in its runs/ folder (socialcredit validate compares "
+                                "them all)")
             raise UserError(f"{given} is not a run directory: it has no {MANIFEST_FILE}")
         try:
             manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
