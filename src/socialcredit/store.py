@@ -109,7 +109,9 @@ class Run:
             )
         manifest_file = root / MANIFEST_FILE
         if not manifest_file.is_file():
-            if (root / "sweep.json").is_file():
+            from socialcredit.sweep import PLAN_FILE
+
+            if (root / PLAN_FILE).is_file():
                 raise UserError(f"{given} is a sweep directory, not a run directory: its runs "
                                 "are in its runs/ folder (socialcredit validate compares "
                                 "them all)")

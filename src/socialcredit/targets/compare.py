@@ -6,9 +6,10 @@ A figure dated outside the run's reported days has no model value (``model`` is 
 never within tolerance. :func:`validate_sweep` does the same for every finished run of a
 sweep (the same scenario over several seeds, say) and :func:`spread` gives, per figure, how
 far the ratio moves from run to run and in how many runs it is within tolerance.
-:func:`loss` turns comparisons into the number calibration minimises; :func:`series_over_time` gives a model series for the plot of model against
-published figures, and :func:`over_time` every series of a table for that plot (the report
-and the explorer's overview draw the same one).
+:func:`loss` turns comparisons into the number calibration minimises;
+:func:`series_over_time` gives a model series for the plot of model against published
+figures, and :func:`over_time` every series of a table for that plot (the report and the
+explorer's overview draw the same one).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -202,9 +204,8 @@ def spread(runs: list[list[Comparison]]) -> list[Spread]:
             raise ValueError("every run must be compared with the same target file")
         ratios = [c.ratio for c in rows if c.ratio is not None]
         n = len(ratios)
-        mean = sum(ratios) / n if n else None
-        sd = (math.sqrt(sum((x - mean) ** 2 for x in ratios) / (n - 1))
-              if n >= 2 and mean is not None else None)
+        mean = statistics.fmean(ratios) if n else None
+        sd = statistics.stdev(ratios) if n >= 2 else None
         out.append(Spread(
             id=first.id, figure=first.figure, date=first.date, published=first.published,
             unit=first.unit, holdout=first.holdout, tolerance=first.tolerance, runs=len(rows),
